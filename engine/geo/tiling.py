@@ -1,0 +1,69 @@
+"""Cutting a map into gallery tiles: the model's tile size and ground resolution, with overlap."""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+from rasterio.enums import Resampling
+
+from engine.data.geometry import TileFrame
+from engine.geo.raster import MapRaster
+
+
+@dataclass(frozen=True)
+class TilingSpec:
+    tile_px: int                     # tile side in model pixels
+    metres_per_px: float             # the model's satellite ground resolution
+    overlap: float = 0.5             # fraction of a tile shared with its neighbour
+    min_valid_fraction: float = 0.25  # tiles with less valid (non-nodata) area are skipped
+
+    def __post_init__(self) -> None:
+        if not 0.0 <= self.overlap < 1.0:
+            raise ValueError(f"tile overlap must be in [0, 1), got {self.overlap}")
+        if self.tile_px < 8 or self.metres_per_px <= 0:
+            raise ValueError(f"bad tiling: {self.tile_px} px at {self.metres_per_px} m/px")
+
+    @property
+    def tile_m(self) -> float:
+        return self.tile_px * self.metres_per_px
+
+    @property
+    def stride_m(self) -> float:
+        return self.tile_m * (1.0 - self.overlap)
+
+    def key(self) -> str:
+        return f"t{self.tile_px}_r{self.metres_per_px:.4f}_o{self.overlap:.3f}_v{self.min_valid_fraction:.2f}"
+
+
+def _starts(low: float, high: float, tile: float, stride: float) -> np.ndarray:
+    """Tile start offsets covering [low, high]; the last tile is aligned to the far edge."""
+    span = high - low
+    if span <= tile:
+        return np.array([low + (span - tile) / 2.0])   # one tile, centred on a map smaller than a tile
+    starts = low + np.arange(0.0, span - tile + 1e-9, stride)
+    if starts[-1] + tile < high - 1e-6:
+        starts = np.append(starts, high - tile)
+    return starts
+
+
+def tile_map(raster: MapRaster, spec: TilingSpec) -> list[TileFrame]:
+    """North-up tiles over the map, row by row from the north-west; mostly-nodata tiles are skipped."""
+    left, bottom, right, top = raster.bounds
+    xs = _starts(left, right, spec.tile_m, spec.stride_m)
+    ys = top - _starts(0.0, top - bottom, spec.tile_m, spec.stride_m)   # tile north edges, north first
+    # Validity at about a quarter-stride resolution decides which tiles hold enough map.
+    cell = max(spec.stride_m / 4.0, raster.metres_per_px)
+    grid_w = max(1, int(np.ceil((right - left) / cell)))
+    grid_h = max(1, int(np.ceil((top - bottom) / cell)))
+    _, valid = raster.read_bounds((left, top - grid_h * cell, left + grid_w * cell, top), (grid_w, grid_h),
+                                  Resampling.nearest)
+    tiles = []
+    for y in ys:
+        for x in xs:
+            c0, c1 = int((x - left) / cell), int(np.ceil((x + spec.tile_m - left) / cell))
+            r0, r1 = int((top - y) / cell), int(np.ceil((top - y + spec.tile_m) / cell))
+            window = valid[max(r0, 0):max(r1, 0), max(c0, 0):max(c1, 0)]
+            covered = window.sum() / max(1, (r1 - r0) * (c1 - c0))
+            if covered >= spec.min_valid_fraction:
+                tiles.append(TileFrame(float(x), float(y), spec.tile_px, spec.tile_px, spec.metres_per_px))
+    return tiles

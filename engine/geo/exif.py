@@ -31,11 +31,18 @@ class PhotoExif:
     gps_error_m: float | None = None
     heading_deg: float | None = None
     focal_35mm: float | None = None
+    focal_length_mm: float | None = None
+    sensor_width_mm: float | None = None     # from FocalPlaneXResolution and the image width
     datetime_original: datetime | None = None
 
     @property
     def fov_deg(self) -> float | None:
-        return focal_35mm_to_fov(self.focal_35mm) if self.focal_35mm else None
+        """Horizontal FoV: from FocalLengthIn35mmFilm, else from FocalLength and the sensor width."""
+        if self.focal_35mm:
+            return focal_35mm_to_fov(self.focal_35mm)
+        if self.focal_length_mm and self.sensor_width_mm:
+            return float(np.rad2deg(2.0 * np.arctan(self.sensor_width_mm / (2.0 * self.focal_length_mm))))
+        return None
 
     @property
     def has_position(self) -> bool:
@@ -100,6 +107,19 @@ def _dms_to_degrees(dms, ref: str | None) -> float:
     return -value if ref in ("S", "W") else value
 
 
+_RESOLUTION_UNIT_MM = {2: 25.4, 3: 10.0, 4: 1.0, 5: 0.001}   # inch, cm, mm, micrometre
+
+
+def _sensor_width_mm(exif_ifd, image_width_px: int) -> float | None:
+    """Sensor width from the focal-plane resolution (pixels per unit) and the image width."""
+    xres = exif_ifd.get(BASE.FocalPlaneXResolution)
+    unit = _RESOLUTION_UNIT_MM.get(int(exif_ifd.get(BASE.FocalPlaneResolutionUnit, 2)))
+    if not xres or unit is None:
+        return None
+    pixels_per_unit = _to_float(xres)
+    return image_width_px / pixels_per_unit * unit if pixels_per_unit > 0 else None
+
+
 def exif_from_image(image: Image.Image) -> PhotoExif:
     """Read the localisation-relevant tags of an opened image (missing or malformed tags give None)."""
     exif = image.getexif()
@@ -121,6 +141,14 @@ def exif_from_image(image: Image.Image) -> PhotoExif:
     focal = exif_ifd.get(BASE.FocalLengthIn35mmFilm)
     if focal:
         fields["focal_35mm"] = float(focal)
+    try:
+        if exif_ifd.get(BASE.FocalLength):
+            fields["focal_length_mm"] = _to_float(exif_ifd[BASE.FocalLength])
+        sensor = _sensor_width_mm(exif_ifd, image.size[0])
+        if sensor:
+            fields["sensor_width_mm"] = sensor
+    except (TypeError, ValueError, ZeroDivisionError):
+        pass
     stamp = exif_ifd.get(BASE.DateTimeOriginal)
     if isinstance(stamp, str):
         try:

@@ -13,9 +13,11 @@ from dataclasses import dataclass
 from functools import lru_cache
 
 import numpy as np
+import shapely
 from affine import Affine
 from pyproj import CRS, Transformer
 from shapely.geometry import Polygon, box
+from shapely.geometry.base import BaseGeometry
 
 #: 35 mm film frame width; FocalLengthIn35mmFilm refers to it.
 FILM_35MM_WIDTH_MM = 36.0
@@ -63,6 +65,20 @@ def pixel_vector_to_heading(dx, dy):
 def map_vector_to_heading(east, north):
     """Direction (east, north) in map coordinates -> compass heading in [0, 360)."""
     return np.mod(np.rad2deg(np.arctan2(np.asarray(east, float), np.asarray(north, float))), 360.0)
+
+
+# ---------------------------------------------------------------- equirectangular panoramas
+def panorama_column_bearing(x, width_px: float, north_x: float):
+    """Compass bearing of column coordinate x (pixel centres at +0.5) of a 360-degree panorama.
+
+    North lies at column coordinate `north_x`; bearings grow to the right (clockwise), as seen from inside.
+    """
+    return np.mod((np.asarray(x, dtype=float) - north_x) * (360.0 / width_px), 360.0)
+
+
+def panorama_bearing_column(bearing_deg, width_px: float, north_x: float):
+    """Column coordinate in [0, width_px) looking along compass `bearing_deg` (inverse of the above)."""
+    return np.mod(north_x + normalize_heading(bearing_deg) * (width_px / 360.0), width_px)
 
 
 # ---------------------------------------------------------------- camera optics
@@ -136,17 +152,42 @@ def overlap_mask(tile_size: tuple[int, int], camera_px: tuple[float, float], hea
     `grid` = (rows, cols) of the output (default: one cell per tile pixel). A cell's value is the fraction of
     its `supersample`^2 sample points inside the sector (1 sample: its centre), floored at `outside`.
     """
-    width, height = tile_size
-    rows, cols = grid if grid is not None else (int(height), int(width))
-    s = int(supersample)
-    # Sample points in tile pixels: s x s points per cell, centred in their sub-cells.
-    sub_x = (np.arange(cols * s) + 0.5) * (width / (cols * s))
-    sub_y = (np.arange(rows * s) + 0.5) * (height / (rows * s))
+    rows, cols, sub_x, sub_y = _cell_sample_points(tile_size, grid, supersample)
     dx = sub_x[None, :] - camera_px[0]
     dy = sub_y[:, None] - camera_px[1]
     bearing = pixel_vector_to_heading(dx, dy)
     inside = np.abs(heading_difference(bearing, heading_deg)) <= fov_deg / 2.0
     inside |= (np.abs(dx) < 1e-9) & (np.abs(dy) < 1e-9)
+    return _cell_fractions(inside, rows, cols, supersample, outside)
+
+
+def polygon_mask(tile_size: tuple[int, int], region: BaseGeometry, grid: tuple[int, int] | None = None, *,
+                 supersample: int = 1, outside: float = MASK_OUTSIDE) -> np.ndarray:
+    """Rasterise a region given in tile pixels (e.g. an exact, occlusion-aware overlap polygon).
+
+    Same cells and sample points as overlap_mask; a sample on the region's boundary counts as inside.
+    """
+    rows, cols, sub_x, sub_y = _cell_sample_points(tile_size, grid, supersample)
+    if region.is_empty:
+        inside = np.zeros((sub_y.size, sub_x.size), dtype=bool)
+    else:
+        inside = shapely.intersects_xy(region, sub_x[None, :], sub_y[:, None])
+    return _cell_fractions(inside, rows, cols, supersample, outside)
+
+
+def _cell_sample_points(tile_size: tuple[int, int], grid: tuple[int, int] | None, supersample: int
+                        ) -> tuple[int, int, np.ndarray, np.ndarray]:
+    """Sample x, y (tile pixels) of a (rows, cols) cell grid: s x s points per cell, centred in sub-cells."""
+    width, height = tile_size
+    rows, cols = grid if grid is not None else (int(height), int(width))
+    s = int(supersample)
+    sub_x = (np.arange(cols * s) + 0.5) * (width / (cols * s))
+    sub_y = (np.arange(rows * s) + 0.5) * (height / (rows * s))
+    return rows, cols, sub_x, sub_y
+
+
+def _cell_fractions(inside: np.ndarray, rows: int, cols: int, supersample: int, outside: float) -> np.ndarray:
+    s = int(supersample)
     frac = inside.reshape(rows, s, cols, s).mean(axis=(1, 3))
     return np.maximum(frac, outside).astype(np.float32)
 

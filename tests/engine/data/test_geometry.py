@@ -109,3 +109,31 @@ def test_tile_frame_chain_camera_to_pixel_to_lonlat():
     lon, lat = g.map_to_lonlat(crs, mx, my)
     assert float(lat) > 25.77 and float(lon) == pytest.approx(-80.19, abs=1e-6)
     assert tile.footprint.area == pytest.approx(128.0 * 128.0)
+
+
+def test_panorama_columns_and_bearings():
+    # North at the centre column of a 1232 px panorama; bearings grow to the right (clockwise).
+    width, north_x = 1232, 616.0
+    assert float(g.panorama_column_bearing(616.0, width, north_x)) == pytest.approx(0.0)
+    assert float(g.panorama_column_bearing(616.0 + 308.0, width, north_x)) == pytest.approx(90.0)
+    assert float(g.panorama_column_bearing(0.0, width, north_x)) == pytest.approx(180.0)
+    assert float(g.panorama_column_bearing(308.0, width, north_x)) == pytest.approx(270.0)
+    bearings = np.array([0.0, 12.5, 90.0, 181.0, 359.0])
+    columns = g.panorama_bearing_column(bearings, width, north_x)
+    assert np.all((columns >= 0) & (columns < width))
+    np.testing.assert_allclose(g.panorama_column_bearing(columns, width, north_x), bearings, atol=1e-9)
+
+
+def test_polygon_mask_of_the_sector_polygon_matches_overlap_mask():
+    tile, camera, heading, fov = (64, 48), (20.3, 30.7), 57.0, 70.0
+    sector = g.overlap_mask(tile, camera, heading, fov)
+    region = g.overlap_polygon_in_tile(tile, camera, heading, fov)
+    rasterised = g.polygon_mask(tile, region)
+    assert rasterised.shape == sector.shape == (48, 64)
+    # the polygon's arc is a polyline, so only cells on the sector's edge may differ
+    assert np.mean(rasterised != sector) < 0.01
+    assert rasterised.min() == pytest.approx(g.MASK_OUTSIDE) and rasterised.max() == 1.0
+    coarse = g.polygon_mask(tile, region, grid=(6, 8), supersample=8)
+    np.testing.assert_allclose(coarse, g.overlap_mask(tile, camera, heading, fov, grid=(6, 8), supersample=8),
+                               atol=0.03)
+    assert np.all(g.polygon_mask(tile, g.Polygon()) == g.MASK_OUTSIDE)   # an empty region

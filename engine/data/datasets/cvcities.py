@@ -1,0 +1,73 @@
+"""CV-Cities: street-view panoramas and satellite images of 16 cities worldwide.
+
+Layout: one folder per city holding img_info.csv, no header: name, longitude, latitude, city, satellite
+path, panorama path (relative to the data folder, i.e. the root holding the city folders).
+"""
+from __future__ import annotations
+
+import csv
+import io
+from collections.abc import Sequence
+from pathlib import Path
+
+from engine.data.datasets.base import CrossViewReader
+from engine.data.datasets.cvnaf import parse_float
+from engine.data.datasets.records import PANORAMA, CrossViewItem
+
+CVCITIES_TEST_CITIES = ("Taipei", "Singapore", "London", "Seattle", "Rio", "Sydney")
+CVCITIES_CSV = "img_info.csv"
+CVCITIES_SPLITS = ("train", "test", "all")
+CVCITIES_COLUMNS = 6
+
+
+class CvCitiesReader(CrossViewReader):
+    """CV-Cities pairs. split "train" = every city folder but the six test cities, "test" = those six,
+    "all" = every city; `cities` overrides the choice. Panoramas are taken as north-aligned with north at
+    the centre column (`north_x_fraction`, None when their orientation should be treated as unknown).
+    """
+
+    dataset_name = "CV-Cities"
+
+    def __init__(self, root: str | Path, split: str = "train", cities: Sequence[str] | None = None, *,
+                 north_x_fraction: float | None = 0.5, check_images: bool = False) -> None:
+        if split not in CVCITIES_SPLITS:
+            raise ValueError(f"CV-Cities split must be one of {CVCITIES_SPLITS}, got {split!r}")
+        self.split = split
+        self.requested_cities = None if cities is None else list(cities)
+        self.north_x_fraction = north_x_fraction
+        super().__init__(root, check_images=check_images)
+
+    def city_names(self) -> list[str]:
+        if self.requested_cities is not None:
+            return self.requested_cities
+        present = sorted(p.name for p in self.root.iterdir() if (p / CVCITIES_CSV).is_file())
+        if self.split == "test":
+            return [c for c in present if c in CVCITIES_TEST_CITIES]
+        if self.split == "train":
+            return [c for c in present if c not in CVCITIES_TEST_CITIES]
+        return present
+
+    def _index(self) -> None:
+        for city in self.city_names():
+            csv_path = self.root / city / CVCITIES_CSV
+            text = self._read_text(csv_path)
+            if text is None:
+                continue
+            for line_number, row in enumerate(csv.reader(io.StringIO(text)), start=1):
+                if not row or not any(cell.strip() for cell in row):
+                    continue
+                if len(row) != CVCITIES_COLUMNS:
+                    self._malformed(csv_path, line_number,
+                                    f"expected {CVCITIES_COLUMNS} columns, got {len(row)}")
+                    continue
+                name, lon, lat, row_city, satellite, panorama = (cell.strip() for cell in row)
+                try:
+                    lon_value, lat_value = parse_float(lon, "longitude"), parse_float(lat, "latitude")
+                except ValueError as exc:
+                    self._malformed(csv_path, line_number, str(exc))
+                    continue
+                self._add(CrossViewItem(
+                    item_id=f"{city}/{name}", dataset="cvcities", split=self.split, city=row_city or city,
+                    ground_path=self.root / panorama, satellite_path=self.root / satellite,
+                    ground_kind=PANORAMA, fov_deg=360.0, north_x_fraction=self.north_x_fraction,
+                    lon=lon_value, lat=lat_value))

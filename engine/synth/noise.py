@@ -145,5 +145,9 @@ def quantile_threshold(field: np.ndarray, fraction: float) -> float:
 
 
 def smoothstep(edge0: float, edge1: float, x: np.ndarray) -> np.ndarray:
-    t = np.clip((x - edge0) / (edge1 - edge0), 0.0, 1.0)
+    """0 below edge0, 1 above edge1, smooth in between (a step at edge0 when the edges coincide)."""
+    span = edge1 - edge0
+    if span == 0:
+        return (np.asarray(x) >= edge0).astype(np.float32)
+    t = np.clip((x - edge0) / span, 0.0, 1.0)
     return t * t * (3.0 - 2.0 * t)

@@ -4,6 +4,7 @@ hill, scattered Mediterranean houses with pools and gardens, a beach car park, s
 from __future__ import annotations
 
 import numpy as np
+from PIL import Image, ImageDraw
 
 from engine.synth.biomes.common import (
     FLAT_ROOFS,
@@ -81,6 +82,7 @@ def generate(cv: Canvas) -> dict:
     hill_e = hills * np.minimum(land / 250.0, 1.0) * min(0.05 * size, 60.0)
     cliff_e = cliff * smoothstep(0, 6, land) * rng.uniform(12, 30)
     terrain_s = beach_e + slope_e + np.maximum(hill_e, -0.6 * slope_e) + cliff_e
+    terrain_s = np.where(terrain_s > 150, 150 + (terrain_s - 150) * 0.45, terrain_s)   # rounded summits
     terrain = upsample(terrain_s.astype(np.float32), cv.shape, step)
     sdist = upsample(s, cv.shape, step)
     terrain += cv.noise(40.0, 3) * 0.6 * smoothstep(5, 30, sdist)        # bumpy ground inland
@@ -164,7 +166,11 @@ def generate(cv: Canvas) -> dict:
     # ---- vegetation: maquis scrub and pines on the hillside, denser in gullies (noise), none on rock
     veg = cv.noise(250.0, 4)
     cover = smoothstep(quantile_threshold(veg, 0.7), quantile_threshold(veg, 0.3), veg)
-    ground_ok = np.isin(cv.material, (M.GRASS, M.DIRT)) & ~cv.reserved
+    clear = Image.new("L", (w, h))            # keep canopies off the roads so they stay visible from above
+    dclear = ImageDraw.Draw(clear)
+    for r in roads:
+        dclear.line(pil_xy(r.pts), fill=1, width=int(cv.px(r.total_width + 7)), joint="curve")
+    ground_ok = np.isin(cv.material, (M.GRASS, M.DIRT)) & ~cv.reserved & (np.asarray(clear) == 0)
     dens = (cover * ground_ok * smoothstep(8, 40, sdist)).astype(np.float32)
     n_max = int(dens.mean() * wm * hm / 13.0)
     x, y = scatter_points(rng, dens, n_max, res, min_dist_m=2.8)

@@ -9,6 +9,7 @@ from shapely import LineString, Point
 
 from engine.synth.biomes.common import (
     FACADES,
+    FLAT_ROOFS,
     Building,
     Canvas,
     Frame,
@@ -81,6 +82,7 @@ def generate(cv: Canvas) -> dict:
     trees = Trees()
     lots: list[tuple] = []
     fences: list[np.ndarray] = []
+    streets: list[tuple] = []
     with cv.draw("material") as dm, cv.draw("reserved") as dr:
         for k in range(n_pods):
             allow = pods == k
@@ -90,7 +92,13 @@ def generate(cv: Canvas) -> dict:
             elif kinds[k] == "park":
                 _park(cv, dm, dr, fr, polys[k], roads, buildings, allow, trees)
             else:
-                _residential(cv, dm, dr, fr, polys[k], warp, allow, roads, buildings, trees, lots, fences)
+                _residential(cv, fr, polys[k], warp, allow, roads, streets)
+    # roads first so that lots can check them; drawn again afterwards because lawns overlap the kerbs
+    draw_roads(cv, roads)
+    placed: dict[tuple[int, int], list] = {}
+    with cv.draw("material") as dm, cv.draw("reserved") as dr:
+        for pts, hw, style, allow in streets:
+            _houses_along(cv, pts, hw, style, allow, buildings, trees, dm, dr, lots, fences, placed)
     draw_roads(cv, roads)
     draw_markings(cv, roads)
     d = ImageDraw.Draw(cv.paint)
@@ -115,7 +123,20 @@ def generate(cv: Canvas) -> dict:
     return {"pods": kinds, "n_roads": len(roads)}
 
 
-def _house(rng, cv, p, t, nrm, side, road_half, allow, buildings, trees, dm, dr, lots, fences, pod_style):
+def _free(cv, placed, c, radius) -> bool:
+    """No earlier house within reach (spatial hash of 16 m cells) and no road under the footprint."""
+    cell = cv.px(16.0)
+    ix, iy = int(c[0] // cell), int(c[1] // cell)
+    for dx in (-1, 0, 1):
+        for dy in (-1, 0, 1):
+            for q, r in placed.get((ix + dx, iy + dy), ()):
+                if np.hypot(*(c - q)) < (radius + r) * 0.8:
+                    return False
+    return True
+
+
+def _house(rng, cv, p, t, nrm, side, road_half, allow, buildings, trees, dm, dr, lots, fences, pod_style,
+           placed):
     """One lot: lawn, fence lines, driveway, house (+garage), pool, yard trees."""
     frontage, setback, lot_depth = pod_style["frontage"], pod_style["setback"], pod_style["lot_depth"]
     n_out = nrm * side
@@ -131,20 +152,33 @@ def _house(rng, cv, p, t, nrm, side, road_half, allow, buildings, trees, dm, dr,
     ci, ri = int(c[0]), int(c[1])
     if not (0 <= ci < cv.shape[1] and 0 <= ri < cv.shape[0]) or not allow[ri, ci]:
         return
+    corners = rect_corners(c[0], c[1], cv.px(hl + 14), cv.px(hw + 1), ang).astype(int)
+    corners = np.clip(corners, 0, [cv.shape[1] - 1, cv.shape[0] - 1])
+    radius = cv.px(0.5 * np.hypot(hl + 7, hw))
+    if cv.reserved[corners[:, 1], corners[:, 0]].any() or not _free(cv, placed, c, radius):
+        return
+    cell = cv.px(16.0)
+    placed.setdefault((int(c[0] // cell), int(c[1] // cell)), []).append((c, radius))
     dm.polygon(pil_xy(lot), fill=int(M.GARDEN))
     fences.append(lot[[1, 2, 3, 0]])
     shift = rng.uniform(-0.15, 0.15) * frontage
     c = c + t * cv.px(shift)
-    roof = "gable" if rng.random() < 0.6 else "hip"
-    roof_rgb = pick_colour(rng, HOUSE_ROOFS, p=HOUSE_ROOF_P, jitter=0.1)
+    r = rng.random()
+    roof = "gable" if r < 0.55 else ("hip" if r < 0.9 else "flat")      # a few modern flat-roofed houses
+    if roof == "flat":
+        roof_rgb = pick_colour(rng, FLAT_ROOFS[[1, 2, 3, 6]])
+        hgt = rng.uniform(5.5, 7.5)
+    else:
+        roof_rgb = pick_colour(rng, HOUSE_ROOFS, p=HOUSE_ROOF_P, jitter=0.1)
+        hgt = rng.uniform(6.5, 9.5)
     wall = pick_colour(rng, HOUSE_WALLS)
-    hgt = rng.uniform(6.5, 9.5)
     parts = [Part(c[0], c[1], hl, hw, ang, hgt, roof)]
     gside = rng.choice([-1, 1])
     if rng.random() < 0.55:                            # attached garage beside the house, a bit forward
         gl = rng.uniform(6, 7.5)
         gc = c + t * cv.px(gside * (hl / 2 + gl / 2 - 0.3)) - n_out * cv.px(rng.uniform(0, 2))
-        parts.append(Part(gc[0], gc[1], gl, rng.uniform(6.5, 8), ang, rng.uniform(4.5, 5.5), "gable"))
+        parts.append(Part(gc[0], gc[1], gl, rng.uniform(6.5, 8), ang, rng.uniform(4.5, 5.5),
+                          "flat" if roof == "flat" else "gable"))
         drive_at = c + t * cv.px(gside * (hl / 2 + gl / 2))
         dw = rng.uniform(4.5, 6)
     else:
@@ -152,7 +186,8 @@ def _house(rng, cv, p, t, nrm, side, road_half, allow, buildings, trees, dm, dr,
         dw = rng.uniform(3, 4)
     if rng.random() < 0.2:                             # L-shaped house: a wing to the back
         wc = c + n_out * cv.px(hw / 2 + 2.5) - t * cv.px(gside * hl / 4)
-        parts.append(Part(wc[0], wc[1], rng.uniform(6, 8), 6, ang + np.pi / 2, hgt - 1, "gable"))
+        parts.append(Part(wc[0], wc[1], rng.uniform(6, 8), 6, ang + np.pi / 2, hgt - 1,
+                          "flat" if roof == "flat" else "gable"))
     buildings.append(Building(parts, roof_rgb, wall, allow, 0.85, pitch_deg=rng.uniform(24, 38)))
     # driveway from the kerb to the garage door
     a_ = drive_at - n_out * cv.px(sb + hw / 2 + 1)
@@ -185,7 +220,8 @@ def _house(rng, cv, p, t, nrm, side, road_half, allow, buildings, trees, dm, dr,
                   tree_colours(rng, n, (58, 80, 42), 0.18), conical=rng.random(n) < 0.15)
 
 
-def _residential(cv, dm, dr, fr, poly, warp, allow, roads, buildings, trees, lots, fences):
+def _residential(cv, fr, poly, warp, allow, roads, streets):
+    """Streets of one subdivision (warped grid with cul-de-sacs); houses are placed along them later."""
     rng = cv.rng
     style = {"frontage": rng.uniform(19, 28), "setback": rng.uniform(7, 11), "lot_depth": rng.uniform(30, 40),
              "house_len": (11, rng.uniform(14, 19)), "pools": rng.uniform(0.05, 0.3),
@@ -228,16 +264,12 @@ def _residential(cv, dm, dr, fr, poly, warp, allow, roads, buildings, trees, lot
                 continue
             pts = warp(densify(np.asarray(g.coords), cv.px(5)))
             roads.append(Road(pts, road_w, sidewalk=sidewalk, centre="none"))
-            if dead_end:
-                end = pts[-1]
-                rr = cv.px(11)
-                dm.ellipse([end[0] - rr - 0.5, end[1] - rr - 0.5, end[0] + rr - 0.5, end[1] + rr - 0.5],
-                           fill=int(M.ROAD))
-                dr.ellipse([end[0] - rr - 0.5, end[1] - rr - 0.5, end[0] + rr - 0.5, end[1] + rr - 0.5], fill=1)
-            _houses_along(cv, pts, hw, style, allow, buildings, trees, dm, dr, lots, fences)
+            if dead_end:            # turning circle
+                roads.append(Road(pts[-1:].repeat(2, axis=0), 22.0, sidewalk=sidewalk))
+            streets.append((pts, hw, style, allow))
 
 
-def _houses_along(cv, pts, hw, style, allow, buildings, trees, dm, dr, lots, fences):
+def _houses_along(cv, pts, hw, style, allow, buildings, trees, dm, dr, lots, fences, placed):
     rng = cv.rng
     clear = cv.px(hw + 10)
     length = np.linalg.norm(np.diff(pts, axis=0), axis=1).sum()
@@ -250,7 +282,8 @@ def _houses_along(cv, pts, hw, style, allow, buildings, trees, dm, dr, lots, fen
     for k in np.flatnonzero(keep):
         for side in (-1, 1):
             if rng.random() < 0.93:
-                _house(rng, cv, p[k], t[k], nrm[k], side, hw, allow, buildings, trees, dm, dr, lots, fences, style)
+                _house(rng, cv, p[k], t[k], nrm[k], side, hw, allow, buildings, trees, dm, dr, lots, fences, style,
+                       placed)
 
 
 def _commercial(cv, dm, fr, poly, allow, roads, buildings, trees):

@@ -52,10 +52,17 @@ class CameraPose:
 
 
 def eye_elevation(world: World, pose: CameraPose) -> float:
-    """Elevation of the camera's eye: the terrain of the cell it stands in plus its eye height."""
+    """Elevation of the camera's eye: the terrain under it (interpolated between cell centres) plus its eye
+    height."""
     col, row = world.map_to_cell(pose.x, pose.y)
     h, w = world.shape
-    ground = world.terrain[int(np.clip(np.floor(row), 0, h - 1)), int(np.clip(np.floor(col), 0, w - 1))]
+    x = float(np.clip(col - 0.5, 0.0, w - 1.0))
+    y = float(np.clip(row - 0.5, 0.0, h - 1.0))
+    x0, y0 = min(int(x), w - 2) if w > 1 else 0, min(int(y), h - 2) if h > 1 else 0
+    fx, fy = x - x0, y - y0
+    t = world.terrain
+    x1, y1 = min(x0 + 1, w - 1), min(y0 + 1, h - 1)
+    ground = ((t[y0, x0] * (1 - fx) + t[y0, x1] * fx) * (1 - fy) + (t[y1, x0] * (1 - fx) + t[y1, x1] * fx) * fy)
     return float(ground) + pose.eye_height_m
 
 

@@ -25,6 +25,10 @@ from engine.synth.world import Material, World
 DEFAULT_MAX_RANGE_M = 800.0
 #: Along-ray step = max(resolution / 2, distance * this): fine near the camera, about one pixel far away.
 RELATIVE_STEP = 0.01
+#: Within this range the terrain is interpolated between cell centres (nearest cells would show as steps).
+SMOOTH_TERRAIN_RANGE_M = 60.0
+#: Share of the sunlight on the ground that reaches vertical faces by reflection.
+GROUND_BOUNCE = 0.2
 
 
 @dataclass(frozen=True)
@@ -60,7 +64,7 @@ class Lighting:
                    horizon_rgb=tuple(float(v) for v in np.clip(horizon, 0.0, 1.0)),
                    zenith_rgb=tuple(float(v) for v in np.clip(zenith, 0.0, 1.0)),
                    ambient=float(rng.uniform(0.3, 0.55)),
-                   cloud_cover=float(rng.uniform(0.0, 0.8)),
+                   cloud_cover=float(rng.uniform(0.0, 0.7)),
                    cloud_offset=(float(rng.uniform(0.0, 1e5)), float(rng.uniform(0.0, 1e5))),
                    noise_sigma=float(rng.uniform(0.8, 2.5)))
 
@@ -105,10 +109,13 @@ def _horizon_keys(top_row: np.ndarray, height: int) -> tuple[np.ndarray, np.ndar
     clipped to the image and offset per column, the horizons of all columns form one ascending array, so a
     single searchsorted answers every pixel of every column. Returns (keys, per-column offsets).
     """
-    keys = np.minimum.accumulate(top_row, axis=1)
+    n_columns = top_row.shape[0]
+    # float32 keeps ~1/100 px of precision up to offsets of 2^20; larger images need float64.
+    dtype = np.float32 if n_columns * (height + 3) < 2 ** 20 else np.float64
+    keys = np.minimum.accumulate(top_row, axis=1).astype(dtype, copy=False)
     np.clip(keys, -1.0, height + 1.0, out=keys)
     np.negative(keys, out=keys)
-    offsets = np.arange(top_row.shape[0], dtype=np.float32) * np.float32(height + 3)
+    offsets = np.arange(n_columns, dtype=dtype) * dtype(height + 3)
     keys += offsets[:, None]
     return keys.reshape(-1), offsets
 
@@ -117,7 +124,7 @@ def _first_covering(top_row: np.ndarray, height: int) -> np.ndarray:
     """(H, n) index of the nearest sample covering every pixel of n columns; K where none does (sky)."""
     n_columns, n_samples = top_row.shape
     keys, offsets = _horizon_keys(top_row, height)
-    rows_bottom_up = np.arange(height - 1, -1, -1, dtype=np.float32) + np.float32(0.5)
+    rows_bottom_up = np.arange(height - 1, -1, -1, dtype=offsets.dtype) + 0.5
     found = np.searchsorted(keys, (offsets[:, None] - rows_bottom_up[None, :]).ravel()).reshape(n_columns, height)
     found -= (np.arange(n_columns) * n_samples)[:, None]
     return np.ascontiguousarray(found[:, ::-1].T)
@@ -126,7 +133,7 @@ def _first_covering(top_row: np.ndarray, height: int) -> np.ndarray:
 def _first_covering_at(top_row: np.ndarray, height: int, rows: np.ndarray, columns: np.ndarray) -> np.ndarray:
     """Index of the nearest sample covering pixel row rows[i] of column columns[i] (indices into top_row)."""
     keys, offsets = _horizon_keys(top_row, height)
-    found = np.searchsorted(keys, np.take(offsets, columns) - (rows.astype(np.float32) + np.float32(0.5)))
+    found = np.searchsorted(keys, np.take(offsets, columns) - (rows.astype(offsets.dtype) + 0.5))
     return found - columns * top_row.shape[1]
 
 
@@ -183,6 +190,27 @@ def _bilinear_rgb(rgb: np.ndarray, colf: np.ndarray, rowf: np.ndarray) -> np.nda
     out += _gather_rgb(rgb, yb + xa) * ((1 - fx) * fy)
     out += _gather_rgb(rgb, yb + xb) * (fx * fy)
     return out
+
+
+def _bilinear(field: np.ndarray, colf: np.ndarray, rowf: np.ndarray) -> np.ndarray:
+    """A world field (H, W) interpolated between cell centres at continuous cell coordinates."""
+    rows_w, cols_w = field.shape
+    flat = _flat(field)
+    x = colf - np.float32(0.5)
+    y = rowf - np.float32(0.5)
+    x0 = np.floor(x)
+    y0 = np.floor(y)
+    fx = x - x0
+    fy = y - y0
+    x0 = x0.astype(np.int32)
+    y0 = y0.astype(np.int32)
+    xa = np.clip(x0, 0, cols_w - 1)
+    xb = np.clip(x0 + 1, 0, cols_w - 1)
+    ya = np.clip(y0, 0, rows_w - 1) * np.int32(cols_w)
+    yb = np.clip(y0 + 1, 0, rows_w - 1) * np.int32(cols_w)
+    top = np.take(flat, ya + xa) * (1 - fx) + np.take(flat, ya + xb) * fx
+    bottom = np.take(flat, yb + xa) * (1 - fx) + np.take(flat, yb + xb) * fx
+    return top * (1 - fy) + bottom * fy
 
 
 def _albedo(world: World, hit_x: np.ndarray, hit_y: np.ndarray, px_per_m: np.ndarray) -> np.ndarray:
@@ -246,8 +274,10 @@ def _march_columns(world: World, pose: CameraPose, max_range_m: float) -> _Colum
 
     dist = sample_distances(res, max_range_m)
     # (W, K): one row per column ray, its samples contiguous (spatially coherent gathers).
-    ci = np.floor(np.float32(cam_col) + (east[:, None] / np.float32(res)) * dist[None, :]).astype(np.int32)
-    ri = np.floor(np.float32(cam_row) - (north[:, None] / np.float32(res)) * dist[None, :]).astype(np.int32)
+    colf = np.float32(cam_col) + (east[:, None] / np.float32(res)) * dist[None, :]
+    rowf = np.float32(cam_row) - (north[:, None] / np.float32(res)) * dist[None, :]
+    ci = np.floor(colf).astype(np.int32)
+    ri = np.floor(rowf).astype(np.int32)
     inside = (ci >= 0) & (ci < cols_w) & (ri >= 0) & (ri < rows_w)
     all_inside = bool(inside.all())
     if not all_inside:
@@ -255,6 +285,13 @@ def _march_columns(world: World, pose: CameraPose, max_range_m: float) -> _Colum
         np.clip(ri, 0, rows_w - 1, out=ri)
     cell = ri * cols_w + ci
     surface = np.take(_flat(world.height), cell)
+    # Near the camera: terrain interpolated between cell centres plus the cell's object on top.
+    near = int(np.searchsorted(dist, SMOOTH_TERRAIN_RANGE_M))
+    if near:
+        terrain = _flat(world.terrain)
+        near_cells = cell[:, :near]
+        surface[:, :near] += (_bilinear(world.terrain, colf[:, :near], rowf[:, :near])
+                              - np.take(terrain, near_cells))
     if not all_inside:
         # Beyond the edge the world continues as its edge terrain: a ground plane without objects.
         outside = ~inside
@@ -330,8 +367,12 @@ def _see_under_crowns(world: World, cols: _Columns, width: int, height: int, max
         radius = np.take(trees.radius, obj)
         entry = np.take(cols.dist, first[pix])
         leave = np.maximum(along + np.sqrt(np.maximum(radius * radius - perp * perp, np.float32(0.0))), entry)
-        base = ground + np.take(trees.crown_base, obj)
-        under = (eye_z - drop * entry < base) & (eye_z - drop * leave < base)
+        # Under the crown if the ray passes below its lower surface where it enters, passes closest to the
+        # trunk, and leaves (the lower surface is convex, so these bound it).
+        under = np.ones(pix.size, bool)
+        for t in (entry, np.clip(along, entry, leave), leave):
+            from_axis = np.sqrt(perp * perp + (along - t) ** 2)
+            under &= eye_z - drop * t < ground + trees.crown_bottom(obj, from_axis)
         if not under.any():
             break
         pix, c, r, obj, ground, drop, east, north, along, perp, radius = (
@@ -365,7 +406,8 @@ def _see_under_crowns(world: World, cols: _Columns, width: int, height: int, max
         chord = np.sqrt(np.maximum(trunk_radius * trunk_radius - perp * perp, np.float32(0.0)))
         t_trunk = along - chord
         behind = np.take(np.append(cols.dist, np.float32(np.inf)), first[pix])
-        trunk = (perp < trunk_radius) & (t_trunk > 0) & (t_trunk < behind) & (eye_z - drop * t_trunk > ground - 0.2)
+        trunk_z = eye_z - drop * t_trunk
+        trunk = (perp < trunk_radius) & (t_trunk > 0) & (t_trunk < behind) & (trunk_z > ground - 0.2)
         if trunk.any():
             hit_x = cam_x + east[trunk] * t_trunk[trunk]
             hit_y = cam_y + north[trunk] * t_trunk[trunk]
@@ -433,7 +475,7 @@ def render_ground(world: World, pose: CameraPose, rng: np.random.Generator | Non
 
 def _shade_surfaces(world: World, cols: _Columns, pix: np.ndarray, width: int, lighting: Lighting) -> dict:
     """Colour (3, N), range and world cell of the pixels `pix` (flat indices) that hit a surface."""
-    rows_w, cols_w = world.shape
+    cols_w = world.shape[1]
     res = np.float32(world.resolution_m)
     n_samples = cols.dist.size
     r = pix // width
@@ -460,6 +502,12 @@ def _shade_surfaces(world: World, cols: _Columns, pix: np.ndarray, width: int, l
     if cols.inside is not None:
         material[~on_world] = Material.GRASS
     raised = (material == Material.ROOF) | (material == Material.TREE)
+    under_crown = np.zeros(0, np.int64)
+    if cols.sample_row is not None:
+        # Ground seen under a crown: a tree cell whose sample was lowered to the terrain. It is open ground.
+        tree_at = np.flatnonzero(material == Material.TREE)
+        under_crown = tree_at[np.take(_flat(world.terrain), cell[tree_at]) >= top[tree_at] - np.float32(0.05)]
+        raised[under_crown] = False
     wall = raised & (z_near < top)
     trunks = cols.trunks
     if trunks is not None:
@@ -477,12 +525,12 @@ def _shade_surfaces(world: World, cols: _Columns, pix: np.ndarray, width: int, l
 
     cell_row = cell // cols_w
     cell_col = cell - cell_row * cols_w
-    hf = _flat(world.height)
-    inv2res = np.float32(0.5) / res
-    gx = (np.take(hf, cell_row * cols_w + np.minimum(cell_col + 1, cols_w - 1))
-          - np.take(hf, cell_row * cols_w + np.maximum(cell_col - 1, 0))) * inv2res
-    gy = (np.take(hf, np.maximum(cell_row - 1, 0) * cols_w + cell_col)
-          - np.take(hf, np.minimum(cell_row + 1, rows_w - 1) * cols_w + cell_col)) * inv2res
+    # Open ground takes its slope from the terrain (a neighbouring wall or crown is no slope); roofs, walls
+    # and crowns from the surface.
+    gx, gy = _gradient(world.terrain, cell_row, cell_col, res)
+    raised_at = np.flatnonzero(raised)
+    if raised_at.size:
+        gx[raised_at], gy[raised_at] = _gradient(world.height, cell_row[raised_at], cell_col[raised_at], res)
     if cols.inside is not None:
         gx[~on_world] = 0.0
         gy[~on_world] = 0.0
@@ -526,8 +574,10 @@ def _shade_surfaces(world: World, cols: _Columns, pix: np.ndarray, width: int, l
     distance = np.sqrt(d_hit * d_hit + rise * rise)
 
     sun = lighting.sun_vector()
+    # Sun, sky dome (less of it on steep faces) and sunlight bounced off the ground (only faces get it).
     light = np.maximum(nx * sun[0] + ny * sun[1] + nz * sun[2], np.float32(0.0))
-    light += np.float32(lighting.ambient) * (np.float32(0.6) + np.float32(0.4) * nz)
+    light += np.float32(lighting.ambient) * (np.float32(0.55) + np.float32(0.45) * nz)
+    light += np.float32(GROUND_BOUNCE * sun[2]) * (np.float32(1.0) - nz)
     light *= np.float32(1.0 / (sun[2] + lighting.ambient))      # flat sunlit ground -> 1 (auto exposure)
 
     px_per_m = np.float32(cols.focal) / np.maximum(d_hit * cos_off, np.float32(1e-3))
@@ -561,6 +611,13 @@ def _shade_surfaces(world: World, cols: _Columns, pix: np.ndarray, width: int, l
             sel = wsel[foliage]
             colour[:, sel] = _foliage_colour(wall_rgb[:, foliage], hit_x[sel], hit_y[sel], hit_z[sel],
                                              above_ground[foliage], object_height[foliage], px_per_m[sel])
+            # Leaves pass and scatter light: a crown's shaded side is never as dark as a wall's.
+            light[sel] = light[sel] * np.float32(0.75) + np.float32(0.25)
+    if under_crown.size:
+        # The map shows the crown there, not the ground: leaf litter and grass, in the crown's shade.
+        litter = np.array([0.30, 0.28, 0.19], np.float32)[:, None]
+        colour[:, under_crown] = litter * (np.float32(0.8) + np.float32(0.4) * grain[under_crown])
+        light[under_crown] *= np.float32(0.55)
     if trunks is not None:
         colour[:, trunk_at] = _bark_colour(hit_x[trunk_at], hit_y[trunk_at], hit_z[trunk_at], trunks.nx, trunks.ny)
     colour *= light
@@ -578,6 +635,19 @@ def _shade_surfaces(world: World, cols: _Columns, pix: np.ndarray, width: int, l
     colour *= np.float32(1.0) - fog
     colour += _haze_rgb(lighting)[:, None] * fog
     return {"colour": colour, "range": distance, "on_world": on_world, "cell_row": cell_row, "cell_col": cell_col}
+
+
+def _gradient(field: np.ndarray, row: np.ndarray, col: np.ndarray, resolution_m: np.float32
+              ) -> tuple[np.ndarray, np.ndarray]:
+    """(d/d east, d/d north) of a world field at cells, central differences clamped at the edges."""
+    rows_w, cols_w = field.shape
+    flat = _flat(field)
+    inv2res = np.float32(0.5) / resolution_m
+    base = row * cols_w
+    gx = (np.take(flat, base + np.minimum(col + 1, cols_w - 1)) - np.take(flat, base + np.maximum(col - 1, 0)))
+    gy = (np.take(flat, np.maximum(row - 1, 0) * cols_w + col)
+          - np.take(flat, np.minimum(row + 1, rows_w - 1) * cols_w + col))
+    return gx * inv2res, gy * inv2res
 
 
 def _haze_rgb(lighting: Lighting) -> np.ndarray:
@@ -681,7 +751,7 @@ def _sky_colour(cols: _Columns, sky_r: np.ndarray, sky_c: np.ndarray, lighting: 
                                 np.float32(lighting.cloud_offset[1] / 2500.0) + cos_b * reach)
         threshold = np.float32(1.0 - lighting.cloud_cover)
         alpha = np.clip((density - threshold) * np.float32(1.0 / 0.12), 0.0, 1.0)
-        alpha *= np.clip(elev * np.float32(20.0), 0.0, 0.95)
+        alpha *= np.clip((elev - np.float32(0.02)) * np.float32(8.0), 0.0, 0.95)
         shade = np.clip(np.float32(1.05) - np.float32(0.5) * (density - threshold), 0.6, 1.05)
         cloud = np.array([0.96, 0.96, 0.98], np.float32)[:, None] * shade
         colour += (cloud - colour) * alpha

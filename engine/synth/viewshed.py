@@ -13,6 +13,7 @@ import numpy as np
 import shapely
 from affine import Affine
 from rasterio import features
+from scipy import ndimage
 from shapely.geometry import MultiPolygon, Polygon, shape
 from shapely.geometry.base import BaseGeometry
 
@@ -24,8 +25,8 @@ from engine.synth.world import World
 #: (at 1.7 m eye height and a 70 degree FoV over 384 px, one row spans ~30 m of ground there), and a
 #: retrieval chip centred on the camera (a few hundred metres across) rarely reaches further.
 DEFAULT_MAX_RANGE_M = 120.0
-#: Visible specks smaller than this (square metres) are dropped from the polygon: single cells peeking
-#: over an obstacle carry no useful overlap.
+#: Visible specks and hidden pinholes smaller than this (square metres) are dropped from / filled in the
+#: polygon: single cells peeking over an obstacle carry no useful overlap.
 MIN_PART_AREA_M2 = 1.0
 
 
@@ -33,7 +34,7 @@ MIN_PART_AREA_M2 = 1.0
 class Viewshed:
     """Visible cells of a camera's FoV wedge and the overlap region they form on the map."""
 
-    mask: np.ndarray                 # (h, w) bool over the window of world cells below
+    mask: np.ndarray                 # (h, w) bool over the window of world cells below (specks removed)
     row0: int                        # world row of mask[0, 0]
     col0: int                        # world column of mask[0, 0]
     transform: Affine                # mask pixel (col, row) -> map (x, y)
@@ -111,7 +112,7 @@ def visible_region(world: World, pose: CameraPose, max_range_m: float = DEFAULT_
     # The camera's own cell is always seen.
     mask |= d < res
 
-    polygon = _polygonise(mask, transform, res)
+    mask, polygon = _polygonise(mask, transform, res)
     if polygon.is_empty:
         return _empty(pose, max_range_m, row0, col0, transform, mask)
     c = polygon.centroid
@@ -119,19 +120,34 @@ def visible_region(world: World, pose: CameraPose, max_range_m: float = DEFAULT_
                     centroid=(float(c.x), float(c.y)), max_range_m=float(max_range_m))
 
 
-def _polygonise(mask: np.ndarray, transform: Affine, resolution_m: float) -> BaseGeometry:
-    """Mask -> valid (Multi)Polygon in map coordinates, lightly simplified, specks dropped."""
-    parts = [shape(geom) for geom, value in features.shapes(mask.astype(np.uint8), mask=mask,
+def _polygonise(mask: np.ndarray, transform: Affine, resolution_m: float) -> tuple[np.ndarray, BaseGeometry]:
+    """Mask -> (cleaned mask, valid (Multi)Polygon in map coordinates): specks and pinholes removed from
+    both, the polygon lightly simplified."""
+    min_cells = max(1, int(np.ceil(MIN_PART_AREA_M2 / resolution_m ** 2)))
+    clean = _drop_small_components(mask, min_cells)
+    clean = ~_drop_small_components(~clean, min_cells)          # fill pinholes the same size
+    parts = [shape(geom) for geom, value in features.shapes(clean.astype(np.uint8), mask=clean,
                                                             transform=transform, connectivity=4) if value]
     if not parts:
-        return Polygon()
-    merged = shapely.make_valid(shapely.unary_union(parts).simplify(resolution_m * 0.5, preserve_topology=True))
+        return clean, Polygon()
+    simplified = shapely.simplify(np.array(parts, dtype=object), resolution_m * 0.5, preserve_topology=True)
+    merged = shapely.make_valid(shapely.union_all(simplified))
     # make_valid may return a collection holding a MultiPolygon: flatten two levels.
-    polygons = [g for g in shapely.get_parts(shapely.get_parts(merged))
-                if isinstance(g, Polygon) and g.area >= MIN_PART_AREA_M2]
+    polygons = [g for g in shapely.get_parts(shapely.get_parts(merged)) if isinstance(g, Polygon) and not g.is_empty]
     if not polygons:
-        return Polygon()
-    return polygons[0] if len(polygons) == 1 else MultiPolygon(polygons)
+        return clean, Polygon()
+    return clean, polygons[0] if len(polygons) == 1 else MultiPolygon(polygons)
+
+
+def _drop_small_components(mask: np.ndarray, min_cells: int) -> np.ndarray:
+    """The mask without its 4-connected components of fewer than `min_cells` cells."""
+    labels, count = ndimage.label(mask)
+    if count == 0:
+        return mask
+    sizes = np.bincount(labels.ravel())
+    keep = sizes >= min_cells
+    keep[0] = False
+    return keep[labels]
 
 
 def _empty(pose: CameraPose, max_range_m: float, row0: int, col0: int, transform: Affine,

@@ -2,7 +2,7 @@
 
 Worlds come from engine.synth.generate (every biome, 1 km and 2 km at 0.5 m/px); where a biome's generator
 is not available yet, a stand-in world (noise terrain, street grid, random boxes and trees) is measured
-and labelled as such. Times are the best of three passes (other work on the machine only slows a pass).
+and labelled as such. Times are the best of several passes (other work on the machine only slows a pass).
 """
 from __future__ import annotations
 
@@ -22,7 +22,7 @@ from engine.synth.world import BIOMES, Material, World
 
 RENDER_SIZE = (384, 256)
 N_POSES = 48
-PASSES = 3
+PASSES = 5
 
 
 def standin_world(size_m: float, resolution_m: float = 0.5, seed: int = 0) -> World:

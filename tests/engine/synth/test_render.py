@@ -204,6 +204,15 @@ def test_render_is_deterministic_and_lighting_varies():
     assert np.abs(a.astype(int) - c.astype(int)).mean() > 2
 
 
+def test_large_images_cover_the_same_parts_of_the_scene():
+    world = make_world([(-8, 30, 8, 40, 15.0, Material.ROOF)])
+    small = hit_objects(world, render_ground(world, pose_at(width=256, height=192)))
+    large = hit_objects(world, render_ground(world, pose_at(width=2048, height=1536)))
+    assert large.shape == (1536, 2048)
+    assert (large == 1).mean() == pytest.approx((small == 1).mean(), abs=0.005)
+    assert (large == -1).mean() == pytest.approx((small == -1).mean(), abs=0.005)
+
+
 def test_camera_at_world_edge_looking_out_renders_ground_plane_and_sky():
     world = make_world(size_m=60.0)
     pose = pose_at(north=28.0, heading=0, width=192, height=128)
@@ -263,6 +272,19 @@ def test_overlap_sees_building_front_not_its_roof_or_back():
     assert mask[int(front[1]), int(front[0])]
     assert not mask[int(roof[1]), int(roof[0])]
     assert not mask[int(behind[1]), int(behind[0])]
+
+
+def test_overlap_polygon_matches_its_mask_on_a_cluttered_world():
+    world = cluttered_world()
+    for seed in range(4):
+        pose = sample_camera_poses(world, 1, np.random.default_rng(seed), border_margin_m=20.0)[0]
+        view = visible_region(world, pose, max_range_m=60.0)
+        assert view.polygon.is_valid and not view.polygon.is_empty
+        assert view.area_m2 <= np.deg2rad(pose.fov_deg) / 2.0 * 60.0 ** 2 * 1.02
+        cell_area = view.mask.sum() * RES ** 2
+        assert abs(cell_area - view.area_m2) / cell_area < 0.05
+        # The world-sized mask holds exactly the window's visible cells.
+        assert view.world_mask(world).sum() == view.mask.sum()
 
 
 # ------------------------------------------------------------------------------------------------ poses

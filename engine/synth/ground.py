@@ -7,7 +7,13 @@ samples. One batched searchsorted over all columns assigns every pixel its neare
 loops over pixels or columns in Python.
 
 Pitch shifts the horizon vertically and roll tilts it (a per-column shift, i.e. a shear that matches a
-rotation to within a pixel for rolls of a few degrees).
+rotation to within a pixel for rolls of a few degrees). Vertical lines stay vertical (no keystone).
+
+Surfaces: a sample whose top is above the pixel's ray where the ray enters it is a vertical face (facade with
+storeys of windows, foliage, or a terrain step), otherwise a top (albedo, Lambert-shaded). The height field
+makes a crown a solid column down to the ground, so pixels below a crown are re-marched with that crown
+removed and may hit its trunk instead. Sky, sun glow, clouds, haze, exposure, white balance, vignetting and
+sensor noise complete the photo.
 """
 from __future__ import annotations
 
@@ -170,9 +176,10 @@ def _gather_rgb(rgb: np.ndarray, index: np.ndarray) -> np.ndarray:
     return out
 
 
-def _bilinear_rgb(rgb: np.ndarray, colf: np.ndarray, rowf: np.ndarray) -> np.ndarray:
-    """(3, N) float32 colour of an (H, W, 3) uint8 world map interpolated between cell centres."""
-    rows_w, cols_w = rgb.shape[:2]
+def _bilinear_corners(shape: tuple[int, int], colf: np.ndarray, rowf: np.ndarray
+                      ) -> list[tuple[np.ndarray, np.ndarray]]:
+    """(flat cell index, weight) of the four cell centres around continuous cell coordinates."""
+    rows_w, cols_w = shape
     x = colf - np.float32(0.5)
     y = rowf - np.float32(0.5)
     x0 = np.floor(x)
@@ -185,32 +192,28 @@ def _bilinear_rgb(rgb: np.ndarray, colf: np.ndarray, rowf: np.ndarray) -> np.nda
     xb = np.clip(x0 + 1, 0, cols_w - 1)
     ya = np.clip(y0, 0, rows_w - 1) * np.int32(cols_w)
     yb = np.clip(y0 + 1, 0, rows_w - 1) * np.int32(cols_w)
-    out = _gather_rgb(rgb, ya + xa) * ((1 - fx) * (1 - fy))
-    out += _gather_rgb(rgb, ya + xb) * (fx * (1 - fy))
-    out += _gather_rgb(rgb, yb + xa) * ((1 - fx) * fy)
-    out += _gather_rgb(rgb, yb + xb) * (fx * fy)
+    return [(ya + xa, (1 - fx) * (1 - fy)), (ya + xb, fx * (1 - fy)), (yb + xa, (1 - fx) * fy), (yb + xb, fx * fy)]
+
+
+def _bilinear_rgb(rgb: np.ndarray, colf: np.ndarray, rowf: np.ndarray) -> np.ndarray:
+    """(3, N) float32 colour of an (H, W, 3) uint8 world map interpolated between cell centres."""
+    corners = _bilinear_corners(rgb.shape[:2], colf, rowf)
+    index, weight = corners[0]
+    out = _gather_rgb(rgb, index) * weight
+    for index, weight in corners[1:]:
+        out += _gather_rgb(rgb, index) * weight
     return out
 
 
 def _bilinear(field: np.ndarray, colf: np.ndarray, rowf: np.ndarray) -> np.ndarray:
     """A world field (H, W) interpolated between cell centres at continuous cell coordinates."""
-    rows_w, cols_w = field.shape
     flat = _flat(field)
-    x = colf - np.float32(0.5)
-    y = rowf - np.float32(0.5)
-    x0 = np.floor(x)
-    y0 = np.floor(y)
-    fx = x - x0
-    fy = y - y0
-    x0 = x0.astype(np.int32)
-    y0 = y0.astype(np.int32)
-    xa = np.clip(x0, 0, cols_w - 1)
-    xb = np.clip(x0 + 1, 0, cols_w - 1)
-    ya = np.clip(y0, 0, rows_w - 1) * np.int32(cols_w)
-    yb = np.clip(y0 + 1, 0, rows_w - 1) * np.int32(cols_w)
-    top = np.take(flat, ya + xa) * (1 - fx) + np.take(flat, ya + xb) * fx
-    bottom = np.take(flat, yb + xa) * (1 - fx) + np.take(flat, yb + xb) * fx
-    return top * (1 - fy) + bottom * fy
+    corners = _bilinear_corners(field.shape, colf, rowf)
+    index, weight = corners[0]
+    out = np.take(flat, index) * weight
+    for index, weight in corners[1:]:
+        out += np.take(flat, index) * weight
+    return out
 
 
 def _albedo(world: World, hit_x: np.ndarray, hit_y: np.ndarray, px_per_m: np.ndarray) -> np.ndarray:
@@ -369,7 +372,7 @@ def _see_under_crowns(world: World, cols: _Columns, width: int, height: int, max
         leave = np.maximum(along + np.sqrt(np.maximum(radius * radius - perp * perp, np.float32(0.0))), entry)
         # Under the crown if the ray passes below its lower surface where it enters, passes closest to the
         # trunk, and leaves (the lower surface is convex, so these bound it).
-        under = np.ones(pix.size, bool)
+        under = (obj > 0) & (obj < n_ids)
         for t in (entry, np.clip(along, entry, leave), leave):
             from_axis = np.sqrt(perp * perp + (along - t) ** 2)
             under &= eye_z - drop * t < ground + trees.crown_bottom(obj, from_axis)
@@ -467,6 +470,7 @@ def render_ground(world: World, pose: CameraPose, rng: np.random.Generator | Non
         else:
             noise = rng.standard_normal(image.shape, dtype=np.float32)
         image += noise * np.float32(lighting.noise_sigma)
+    image += np.float32(0.5)                          # round, not truncate, to 8 bits
     np.clip(image, 0.0, 255.0, out=image)
     out = np.ascontiguousarray(image.astype(np.uint8).reshape(3, height, width).transpose(1, 2, 0))
     return GroundRender(image=out, depth_m=depth.reshape(height, width),

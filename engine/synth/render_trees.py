@@ -15,7 +15,7 @@ from engine.synth.world import Material, World
 
 @dataclass(frozen=True)
 class TreeTable:
-    """Indexed by object id (entries of non-tree ids are meaningless)."""
+    """Indexed by object id (entries of non-tree ids are meaningless; id 0 is never a tree)."""
 
     centre_x: np.ndarray        # float32, metres east of the world's west edge
     centre_y: np.ndarray        # float32, metres north of the world's north edge (so <= 0)
@@ -59,11 +59,11 @@ def tree_table(world: World) -> TreeTable | None:
 
 def _build(world: World) -> TreeTable | None:
     cells = np.flatnonzero(np.ascontiguousarray(world.material).reshape(-1) == Material.TREE)
+    ids = np.ascontiguousarray(world.object_id).reshape(-1)[cells].astype(np.int64)
+    # Only identified trees have a trunk: tree cells with object id 0 (or negative) stay solid crowns.
+    cells, ids = cells[ids > 0], ids[ids > 0]
     if cells.size == 0:
         return None
-    ids = np.ascontiguousarray(world.object_id).reshape(-1)[cells].astype(np.int64)
-    if ids.min() < 0:
-        raise ValueError("World.object_id must be non-negative")
     n = int(ids.max()) + 1
     rows, cols = np.divmod(cells, world.shape[1])
     res = world.resolution_m

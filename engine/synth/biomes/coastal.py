@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import numpy as np
 from PIL import Image, ImageDraw
+from scipy import ndimage as ndi
 
 from engine.synth.biomes.common import (
     FLAT_ROOFS,
@@ -17,7 +18,7 @@ from engine.synth.biomes.common import (
     densify,
     draw_markings,
     draw_roads,
-    flatten_along,
+    level_roads,
     paint_ground,
     paint_pools,
     parking_lot,
@@ -148,8 +149,7 @@ def generate(cv: Canvas) -> dict:
                         roads.append(Road(lane, rng.uniform(3.5, 4.5), centre="none"))
     draw_roads(cv, roads)
     draw_markings(cv, roads)
-    road_mask = cv.material == M.ROAD
-    flatten_along(cv, road_mask, sigma_m=9.0)
+    level_roads(cv, roads)
 
     buildings: list[Building] = []
     trees = Trees()
@@ -206,49 +206,82 @@ def generate(cv: Canvas) -> dict:
 
 
 def _coast_road(cv: Canvas, bend: Fbm, land_dir, t0, disp_amp, d_in) -> np.ndarray | None:
-    """Road polyline at `d_in` metres inland of the shore: solve t + disp = t0 + d along the coast."""
+    """A road along the coast that holds its elevation like a real corniche: find the shoreline along each
+    inland ray (solve t + disp = t0), take the typical elevation `d_in` metres inland, and follow that
+    contour (first crossing along each ray), smoothed so that it cuts across small gullies and spurs."""
     h, w = cv.shape
     res = cv.res
     along = np.array([-land_dir[1], land_dir[0]])
     half = np.hypot(w, h) * 0.75
     us = np.arange(-half, half, cv.px(8.0))
-    t = np.full(len(us), (t0 + d_in))
-    for _ in range(12):                  # fixed point: moves along land_dir until the shore distance is right
+    t = np.full(len(us), float(t0))
+    for _ in range(12):                  # fixed point: the shore along each ray
         px = w / 2 + (us * along[0]) + (t / res) * land_dir[0]
         py = h / 2 + (us * along[1]) + (t / res) * land_dir[1]
-        t = t0 + d_in - disp_amp * bend.at(px, py)
-    px = w / 2 + us * along[0] + (t / res) * land_dir[0]
-    py = h / 2 + us * along[1] + (t / res) * land_dir[1]
-    pts = np.stack([px, py], axis=1)
-    k = 9                                # smooth out tight wiggles
-    pts = np.stack([np.convolve(np.pad(pts[:, i], k, mode="edge"), np.ones(2 * k + 1) / (2 * k + 1), "valid")
-                    for i in range(2)], axis=1)
-    inside = cv.inside(pts[:, 0], pts[:, 1], -cv.px(50))
-    if inside.sum() < 4:
+        t = t0 - disp_amp * bend.at(px, py)
+    step = 4
+    smooth = ndi.gaussian_filter(cv.terrain[::step, ::step], cv.px(12.0) / step, mode="nearest")
+    ts = np.arange(10.0, max(3 * d_in, 200.0), 4.0)
+    tt = t[:, None] + ts[None, :]
+    px = w / 2 + us[:, None] * along[0] + (tt / res) * land_dir[0]
+    py = h / 2 + us[:, None] * along[1] + (tt / res) * land_dir[1]
+    elev = ndi.map_coordinates(smooth, [(py - step / 2) / step, (px - step / 2) / step], order=1, mode="nearest")
+    inside = cv.inside(px, py)
+    k_d = int(np.searchsorted(ts, d_in))
+    ok = inside[:, k_d]
+    if ok.sum() < 4:
         return None
-    idx = np.flatnonzero(inside)
+    target = float(np.median(elev[ok, k_d]))
+    above = elev >= target
+    first = np.where(above.any(axis=1), above.argmax(axis=1), k_d)
+    off = ts[first]
+    k = 12                               # smooth the offset (~200 m window): cut through small spurs
+    off = np.convolve(np.pad(off, k, mode="edge"), np.ones(2 * k + 1) / (2 * k + 1), "valid")
+    tr = t + off
+    pts = np.stack([w / 2 + us * along[0] + (tr / res) * land_dir[0],
+                    h / 2 + us * along[1] + (tr / res) * land_dir[1]], axis=1)
+    keep = cv.inside(pts[:, 0], pts[:, 1], -cv.px(50))
+    if keep.sum() < 4:
+        return None
+    idx = np.flatnonzero(keep)
     return densify(pts[idx[0]:idx[-1] + 1], cv.px(6))
 
 
-def _uphill_lane(cv: Canvas, start: np.ndarray, land_dir, length_m: float,
-                 wiggle: float = 0.12) -> np.ndarray | None:
+def _uphill_lane(cv: Canvas, start: np.ndarray, land_dir, length_m: float, wiggle: float = 0.12,
+                 max_grade: float = 0.12) -> np.ndarray | None:
+    """A lane heading roughly along `land_dir` that turns across the slope wherever it would be steeper
+    than `max_grade`, like real hillside roads; it stops at the shore, at other roads and at the edge."""
     rng = cv.rng
-    n = int(length_m / 10)
-    ang = np.arctan2(land_dir[1], land_dir[0]) + rng.normal(0, 0.35 * wiggle / 0.12)
-    turn = np.cumsum(rng.normal(0, wiggle, n))
-    heading = ang + turn
-    steps = np.stack([np.cos(heading), np.sin(heading)], axis=1) * cv.px(10)
-    pts = np.vstack([start, start + np.cumsum(steps, axis=0)])
-    ok = cv.inside(pts[:, 0], pts[:, 1])
-    xi = np.clip(pts[:, 0].astype(int), 0, cv.shape[1] - 1)
-    yi = np.clip(pts[:, 1].astype(int), 0, cv.shape[0] - 1)
-    ok &= ~np.isin(cv.material[yi, xi], (M.WATER, M.SAND)) & ~cv.reserved[yi, xi]   # stop at the shore
-    ok[0] = True
-    if ok.sum() < 5:
+    step = 8
+    gy, gx = np.gradient(cv.terrain[::step, ::step], step * cv.res)
+    heading = np.arctan2(land_dir[1], land_dir[0]) + rng.normal(0, 0.35 * wiggle / 0.12)
+    pos = np.asarray(start, float)
+    pts = [pos]
+    for _ in range(int(length_m / 10)):
+        r = min(max(int(pos[1] // step), 0), gx.shape[0] - 1)
+        c = min(max(int(pos[0] // step), 0), gx.shape[1] - 1)
+        g = np.array([gx[r, c], gy[r, c]])
+        gn = float(np.hypot(*g))
+        h = np.array([np.cos(heading), np.sin(heading)])
+        if gn > max_grade and abs(float(g @ h)) > max_grade:
+            up = g / gn
+            across = np.array([-up[1], up[0]])
+            if across @ h < 0:
+                across = -across
+            sin_phi = max_grade / gn
+            h = across * np.sqrt(1 - sin_phi ** 2) + np.sign(g @ h) * up * sin_phi
+            heading = float(np.arctan2(h[1], h[0]))
+        heading += rng.normal(0, wiggle)
+        pos = pos + np.array([np.cos(heading), np.sin(heading)]) * cv.px(10)
+        xi, yi = int(pos[0]), int(pos[1])
+        if not (0 <= xi < cv.shape[1] and 0 <= yi < cv.shape[0]):
+            break
+        if cv.material[yi, xi] in (M.WATER, M.SAND) or (cv.reserved[yi, xi] and len(pts) > 2):
+            break
+        pts.append(pos)
+    if len(pts) < 5:
         return None
-    last = np.flatnonzero(~ok)
-    pts = pts[: last[0]] if len(last) else pts
-    return densify(pts, cv.px(5)) if len(pts) >= 5 else None
+    return densify(np.array(pts), cv.px(5))
 
 
 def _houses_along(cv, dm, dr, line, road_half, slope, buildings, trees, pools, density, spacing=(22, 34)):
@@ -375,8 +408,8 @@ def _shrub_specks(cv: Canvas) -> None:
     m = cv.material == M.GRASS
     clumps = grain(cv.rng, cv.shape, blur=0.8)
     sel = m & (clumps > 0.35)
-    shade = np.clip(0.55 + 0.3 * cv.tex[sel], 0.4, 0.8)
-    cv.albedo[sel] = (np.array((70, 84, 52), np.float32) * (1.0 + 0.0 * shade[:, None])) * shade[:, None] / 0.6
+    shade = np.clip(0.92 + 0.5 * cv.tex[sel], 0.65, 1.35)
+    cv.albedo[sel] = np.array((70, 84, 52), np.float32) * shade[:, None]
 
 
 def _wet_sand(cv: Canvas, sdist) -> None:

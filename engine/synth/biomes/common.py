@@ -94,14 +94,6 @@ class Canvas:
     def px(self, metres: float | np.ndarray) -> float | np.ndarray:
         return metres / self.res
 
-    @property
-    def width_px(self) -> int:
-        return self.shape[1]
-
-    @property
-    def height_px(self) -> int:
-        return self.shape[0]
-
     def new_ids(self, n: int) -> np.ndarray:
         ids = np.arange(self._next_id, self._next_id + n, dtype=np.int32)
         self._next_id += n
@@ -119,9 +111,6 @@ class Canvas:
         field = Fbm(self.rng, self.shape, self.px(scale_m), octaves, persistence)
         return field.raster(self.shape, auto_step(field.finest))
 
-    def field(self, scale_m: float, octaves: int = 3, margin_m: float = 0.0) -> Fbm:
-        return Fbm(self.rng, self.shape, self.px(scale_m), octaves, margin=self.px(margin_m))
-
     # -- PIL drawing onto numpy layers
     @contextmanager
     def draw(self, layer: str):
@@ -131,11 +120,6 @@ class Canvas:
         yield ImageDraw.Draw(img)
         out = np.asarray(img)
         setattr(self, layer, out.astype(bool) if arr.dtype == bool else out.copy())
-
-    def sample_terrain(self, x: np.ndarray, y: np.ndarray) -> np.ndarray:
-        c = np.clip(np.asarray(x, int), 0, self.shape[1] - 1)
-        r = np.clip(np.asarray(y, int), 0, self.shape[0] - 1)
-        return self.terrain[r, c]
 
     def inside(self, x: np.ndarray, y: np.ndarray, margin_px: float = 0.0) -> np.ndarray:
         x, y = np.asarray(x), np.asarray(y)
@@ -184,10 +168,6 @@ def resample_polyline(pts: np.ndarray, step: float) -> tuple[np.ndarray, np.ndar
     k = np.clip(np.searchsorted(cum, s, side="right") - 1, 0, len(seg) - 1)
     t = seg[k] / np.maximum(seg_len[k], 1e-9)[:, None]
     return np.stack([x, y], axis=1), t
-
-
-def polyline_length(pts: np.ndarray) -> float:
-    return float(np.linalg.norm(np.diff(pts, axis=0), axis=1).sum())
 
 
 def dashes(pts: np.ndarray, dash: float, gap: float, phase: float = 0.0) -> list[np.ndarray]:
@@ -364,8 +344,7 @@ def draw_car(d: ImageDraw.ImageDraw, cv: Canvas, x: float, y: float, angle: floa
         d.polygon(pil_xy(rect_corners(gx, gy, lp * glen, wp * 0.8, angle)), fill=255)
 
 
-def cars_along(cv: Canvas, pts: np.ndarray, offset_m: float, spacing_m: float, occupancy: float,
-               both_directions: bool = False) -> None:
+def cars_along(cv: Canvas, pts: np.ndarray, offset_m: float, spacing_m: float, occupancy: float) -> None:
     """Parked or queued cars along a polyline at a lateral offset."""
     rng = cv.rng
     line = offset_polyline(pts, cv.px(offset_m))
@@ -379,8 +358,6 @@ def cars_along(cv: Canvas, pts: np.ndarray, offset_m: float, spacing_m: float, o
     jitter = rng.normal(0, cv.px(0.4), len(p))
     for k in np.flatnonzero(keep):
         ang = float(np.arctan2(t[k, 1], t[k, 0]))
-        if both_directions and rng.random() < 0.5:
-            ang += np.pi
         draw_car(d, cv, p[k, 0] + t[k, 0] * jitter[k], p[k, 1] + t[k, 1] * jitter[k], ang, int(codes[k]),
                  length=rng.uniform(4.1, 4.9))
 
@@ -419,19 +396,47 @@ def parking_lot(cv: Canvas, dm: ImageDraw.ImageDraw, cx: float, cy: float, lengt
                              length=rng.uniform(4.1, 4.9))
 
 
-def flatten_along(cv: Canvas, mask: np.ndarray, sigma_m: float = 8.0, strength: float = 1.0) -> None:
-    """Cut-and-fill terrain under roads: blend towards a smoothed terrain (flat across the road)."""
-    step = 4
+def level_roads(cv: Canvas, roads: list[Road], shoulder_m: float = 3.0, bank_m: float = 10.0) -> None:
+    """Cut and fill: every road gets a surface that is level across and smooth along it, and the ground
+    beside it is blended into that surface over `bank_m` (embankments and cuttings). Water is left alone."""
+    if not roads:
+        return
     h, w = cv.shape
-    small = cv.terrain[::step, ::step]
-    sm = ndi.gaussian_filter(small, cv.px(sigma_m) / step, mode="nearest")
-    wgt = ndi.gaussian_filter(mask[::step, ::step].astype(np.float32), cv.px(sigma_m) / (2 * step),
-                              mode="nearest")
-    wgt = np.clip(wgt * 2.5 * strength, 0, 1)
-    smooth = upsample(sm, (h, w), step)
-    wfull = upsample(wgt, (h, w), step)
-    wfull[mask] = strength
-    cv.terrain += (smooth - cv.terrain) * wfull
+    step = 4
+    small = ndi.gaussian_filter(cv.terrain[::step, ::step], cv.px(6.0) / step, mode="nearest")
+    zimg = Image.new("F", (w, h))
+    wimg = Image.new("L", (w, h))
+    dz, dw = ImageDraw.Draw(zimg), ImageDraw.Draw(wimg)
+    for r in roads:
+        p = densify(r.pts, cv.px(2.0))
+        z = ndi.map_coordinates(small, [(p[:, 1] - step / 2) / step, (p[:, 0] - step / 2) / step], order=1,
+                                mode="nearest")
+        k = max(1, int(40.0 / 2.0))           # smooth the profile over ~80 m: gentle grades, cuts and fills
+        z = np.convolve(np.pad(z, k, mode="edge"), np.ones(2 * k + 1) / (2 * k + 1), "valid")
+        wpx = max(1, round(cv.px(r.total_width + 2 * shoulder_m)))
+        xy = pil_xy(p)
+        for i in range(len(p) - 1):
+            seg = [xy[i], xy[i + 1]]
+            dz.line(seg, fill=float(0.5 * (z[i] + z[i + 1])), width=wpx)
+            dw.line(seg, fill=1, width=wpx)
+    zarr = np.asarray(zimg, np.float32)
+    warr = np.asarray(wimg).astype(np.float32)
+    on = warr > 0
+    # normalised blurs: a fine one for the road surface, a coarse one to extend it under the banks
+    num = ndi.gaussian_filter(zarr[::step, ::step] * warr[::step, ::step], cv.px(bank_m) / step)
+    den = ndi.gaussian_filter(warr[::step, ::step], cv.px(bank_m) / step)
+    ext = upsample((num / np.maximum(den, 1e-6)).astype(np.float32), cv.shape, step)
+    bank = upsample(np.clip(den * 3.0, 0, 1).astype(np.float32), cv.shape, step)
+    rows, cols = np.nonzero(on)
+    r0, r1, c0, c1 = rows.min(), rows.max() + 1, cols.min(), cols.max() + 1
+    sig = cv.px(1.5)
+    num_f = ndi.gaussian_filter(zarr[r0:r1, c0:c1] * warr[r0:r1, c0:c1], sig)
+    den_f = ndi.gaussian_filter(warr[r0:r1, c0:c1], sig)
+    surf = ext.copy()
+    surf[r0:r1, c0:c1] = np.where(den_f > 0.05, num_f / np.maximum(den_f, 1e-6), ext[r0:r1, c0:c1])
+    bank[on] = 1.0
+    bank[cv.material == M.WATER] = 0.0
+    cv.terrain += (surf - cv.terrain) * bank
 
 
 # ---------------------------------------------------------------------------------------------- buildings

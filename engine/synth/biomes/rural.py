@@ -21,7 +21,7 @@ from engine.synth.biomes.common import (
     densify,
     draw_markings,
     draw_roads,
-    flatten_along,
+    level_roads,
     offset_polyline,
     paint_ground,
     pick_colour,
@@ -193,7 +193,7 @@ def generate(cv: Canvas) -> dict:
             if r.kind == "dirt":
                 dm.line(pil_xy(r.pts), fill=int(M.GRASS), width=1)
     draw_markings(cv, [r for r in roads if r.kind == "asphalt"])
-    flatten_along(cv, cv.material == M.ROAD, sigma_m=10.0)
+    level_roads(cv, roads)
 
     trees = Trees()
     _hedges(cv, shrunk, wood | orchard, trees)

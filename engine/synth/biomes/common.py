@@ -422,6 +422,8 @@ def level_roads(cv: Canvas, roads: list[Road], shoulder_m: float = 3.0, bank_m: 
     zarr = np.asarray(zimg, np.float32)
     warr = np.asarray(wimg).astype(np.float32)
     on = warr > 0
+    if not on.any():
+        return
     # normalised blurs: a fine one for the road surface, a coarse one to extend it under the banks
     num = ndi.gaussian_filter(zarr[::step, ::step] * warr[::step, ::step], cv.px(bank_m) / step)
     den = ndi.gaussian_filter(warr[::step, ::step], cv.px(bank_m) / step)

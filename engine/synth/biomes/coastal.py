@@ -120,7 +120,7 @@ def generate(cv: Canvas) -> dict:
     # ---- roads: coastal road at a fixed distance inland, lanes uphill from it
     roads: list[Road] = []
     road_d = rng.uniform(70, 140) if size >= 600 else rng.uniform(0.3, 0.45) * size * (1 - water_frac)
-    main = _coast_road(cv, bend, land_dir, t0, disp_amp, road_d)
+    main = _coast_road(cv, bend, land_dir, t0, disp_amp, road_d, sdist)
     lanes, village = [], []
     if main is not None:
         roads.append(Road(main, rng.uniform(6.5, 8.0), centre="solid", edge_lines=True))
@@ -194,7 +194,8 @@ def generate(cv: Canvas) -> dict:
     })
     _rock_texture(cv)
     _shrub_specks(cv)
-    _sea_colour(cv, sea, lake, sdist)
+    still_water = cv.material == M.WATER          # roads or piers may have been drawn over the shore
+    _sea_colour(cv, sea & still_water, lake & still_water, sdist)
     paint_pools(cv, pools)
     _wet_sand(cv, sdist)
     apply_paint(cv)
@@ -205,7 +206,7 @@ def generate(cv: Canvas) -> dict:
             "lake": bool(lake.any())}
 
 
-def _coast_road(cv: Canvas, bend: Fbm, land_dir, t0, disp_amp, d_in) -> np.ndarray | None:
+def _coast_road(cv: Canvas, bend: Fbm, land_dir, t0, disp_amp, d_in, sdist) -> np.ndarray | None:
     """A road along the coast that holds its elevation like a real corniche: find the shoreline along each
     inland ray (solve t + disp = t0), take the typical elevation `d_in` metres inland, and follow that
     contour (first crossing along each ray), smoothed so that it cuts across small gullies and spurs."""
@@ -237,6 +238,15 @@ def _coast_road(cv: Canvas, bend: Fbm, land_dir, t0, disp_amp, d_in) -> np.ndarr
     off = ts[first]
     k = 12                               # smooth the offset (~200 m window): cut through small spurs
     off = np.convolve(np.pad(off, k, mode="edge"), np.ones(2 * k + 1) / (2 * k + 1), "valid")
+    # never over the water: where a bay reaches the road line, move inland to dry ground
+    shore = ndi.map_coordinates(sdist[::step, ::step], [(py - step / 2) / step, (px - step / 2) / step], order=1,
+                                mode="nearest")
+    dry = shore >= 12.0
+    j = np.clip(np.searchsorted(ts, off), 0, len(ts) - 1)
+    later = dry & (np.arange(len(ts))[None, :] >= j[:, None])
+    off = np.where(later.any(axis=1), ts[later.argmax(axis=1)], off)
+    k = 2
+    off = np.maximum(np.convolve(np.pad(off, k, mode="edge"), np.ones(2 * k + 1) / (2 * k + 1), "valid"), off)
     tr = t + off
     pts = np.stack([w / 2 + us * along[0] + (tr / res) * land_dir[0],
                     h / 2 + us * along[1] + (tr / res) * land_dir[1]], axis=1)
@@ -257,6 +267,7 @@ def _uphill_lane(cv: Canvas, start: np.ndarray, land_dir, length_m: float, wiggl
     heading = np.arctan2(land_dir[1], land_dir[0]) + rng.normal(0, 0.35 * wiggle / 0.12)
     pos = np.asarray(start, float)
     pts = [pos]
+    side = 0
     for _ in range(int(length_m / 10)):
         r = min(max(int(pos[1] // step), 0), gx.shape[0] - 1)
         c = min(max(int(pos[0] // step), 0), gx.shape[1] - 1)
@@ -266,8 +277,9 @@ def _uphill_lane(cv: Canvas, start: np.ndarray, land_dir, length_m: float, wiggl
         if gn > max_grade and abs(float(g @ h)) > max_grade:
             up = g / gn
             across = np.array([-up[1], up[0]])
-            if across @ h < 0:
-                across = -across
+            if side == 0:                 # pick the traverse side once, or the lane zigzags
+                side = 1 if across @ h >= 0 else -1
+            across = across * side
             sin_phi = max_grade / gn
             h = across * np.sqrt(1 - sin_phi ** 2) + np.sign(g @ h) * up * sin_phi
             heading = float(np.arctan2(h[1], h[0]))

@@ -243,3 +243,12 @@ def test_unknown_biome_names_the_valid_ones():
 def test_bad_resolution_rejected(bad):
     with pytest.raises(ValueError):
         generate_world("urban", 0, size_m=100.0, resolution_m=bad)
+
+
+@pytest.mark.parametrize("biome", BIOMES)
+@pytest.mark.parametrize("size_m, resolution_m", [(8.0, 0.5), (333.0, 2.0), ((90.0, 300.0), 1.0)])
+def test_tiny_coarse_and_odd_shaped_worlds(biome, size_m, resolution_m):
+    w = generate_world(biome, 4, size_m=size_m, resolution_m=resolution_m)
+    raised = w.height - w.terrain
+    assert np.array_equal(raised > 0.25, np.isin(w.material, np.array(RAISED_MATERIALS, np.uint8)))
+    assert w.walkable.any()

@@ -81,14 +81,16 @@ def _clearance_offsets(clearance_m: float, resolution_m: float) -> tuple[np.ndar
 def sample_camera_poses(world: World, n: int, rng: np.random.Generator, fov_range: tuple[float, float] = (40, 110),
                         *, eye_height_range: tuple[float, float] = (1.4, 2.5), max_abs_pitch_deg: float = 5.0,
                         max_abs_roll_deg: float = 5.0, clearance_m: float = 1.5, border_margin_m: float = 0.0,
-                        min_open_view_m: float = 8.0, width: int = DEFAULT_IMAGE_SIZE[0],
+                        min_open_view_m: float = 8.0, max_ground_slope: float = 0.4,
+                        width: int = DEFAULT_IMAGE_SIZE[0],
                         height: int = DEFAULT_IMAGE_SIZE[1]) -> list[CameraPose]:
     """Draw `n` camera poses on walkable ground, deterministically from `rng`.
 
     A camera stands on a walkable cell with no building, tree, water or other non-walkable cell within
     `clearance_m` (and not on the outermost cell ring), at least `border_margin_m` from the world's edge, at a
     uniformly random point of its cell, with a uniformly random heading. FoV, eye height, pitch and roll are
-    uniform in their ranges; images are `width` x `height` pixels. A pose whose view is blocked (fewer than
+    uniform in their ranges; images are `width` x `height` pixels. Ground steeper than `max_ground_slope`
+    (rise over run; 0.4 is about 22 degrees) is no place to stand. A pose whose view is blocked (fewer than
     half of the sight lines across its FoV run `min_open_view_m` at eye level; 0 disables the check) is
     drawn again: a photo of a wall an arm's length away shows nothing of the map.
     Raises ValueError when the world has too few such places.
@@ -126,7 +128,7 @@ def sample_camera_poses(world: World, n: int, rng: np.random.Generator, fov_rang
         }
         rr = np.clip(rows[:, None] + drow[None, :], 0, h - 1)
         cc = np.clip(cols[:, None] + dcol[None, :], 0, w - 1)
-        ok = walkable[rr, cc].all(axis=1)
+        ok = walkable[rr, cc].all(axis=1) & (_ground_slope(world, rows, cols) <= max_ground_slope)
         n_clear += int(ok.sum())
         if min_open_view_m > 0:
             ok &= _open_view(world, draw, min_open_view_m)
@@ -137,7 +139,8 @@ def sample_camera_poses(world: World, n: int, rng: np.random.Generator, fov_rang
     if found < n:
         if n_clear < n:
             raise ValueError(f"world (biome {world.biome!r}, seed {world.seed}) has too few walkable places with "
-                             f"{clearance_m} m clearance: found {n_clear} of {n} after {attempts * batch} draws")
+                             f"{clearance_m} m clearance and slope <= {max_ground_slope}: found {n_clear} of {n} "
+                             f"after {attempts * batch} draws")
         raise ValueError(f"world (biome {world.biome!r}, seed {world.seed}) has too few places with "
                          f"{clearance_m} m clearance and a view of at least {min_open_view_m} m: found {found} "
                          f"of {n} after {attempts * batch} draws")
@@ -147,6 +150,15 @@ def sample_camera_poses(world: World, n: int, rng: np.random.Generator, fov_rang
                        heading_deg=float(pose["heading"][i]), fov_deg=float(pose["fov"][i]),
                        pitch_deg=float(pose["pitch"][i]), roll_deg=float(pose["roll"][i]),
                        width=int(width), height=int(height)) for i in range(n)]
+
+
+def _ground_slope(world: World, rows: np.ndarray, cols: np.ndarray) -> np.ndarray:
+    """Terrain slope (rise over run) at cells, central differences clamped at the world's edges."""
+    h, w = world.shape
+    t = world.terrain
+    d_col = t[rows, np.minimum(cols + 1, w - 1)] - t[rows, np.maximum(cols - 1, 0)]
+    d_row = t[np.minimum(rows + 1, h - 1), cols] - t[np.maximum(rows - 1, 0), cols]
+    return np.hypot(d_col, d_row) / (2.0 * world.resolution_m)
 
 
 def _open_view(world: World, draw: dict[str, np.ndarray], reach_m: float, n_rays: int = 9) -> np.ndarray:

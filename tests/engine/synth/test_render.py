@@ -343,6 +343,19 @@ def test_camera_poses_do_not_face_a_wall():
     assert any(60 < p.heading_deg < 120 or 240 < p.heading_deg < 300 for p in unfiltered)
 
 
+def test_camera_poses_avoid_steep_ground():
+    world = make_world()
+    # The western half of the world is a 45 degree slope, the eastern half flat.
+    cols = np.arange(world.shape[1], dtype=np.float32)
+    ramp = np.where(cols < world.shape[1] // 2, (world.shape[1] // 2 - cols) * RES, 0.0)
+    world.terrain += ramp[None, :]
+    world.height += ramp[None, :]
+    poses = sample_camera_poses(world, 100, np.random.default_rng(2), max_ground_slope=0.4)
+    assert all(p.x > CENTRE[0] for p in poses)
+    steep_ok = sample_camera_poses(world, 100, np.random.default_rng(2), max_ground_slope=2.0)
+    assert any(p.x < CENTRE[0] - 5 for p in steep_ok)
+
+
 def test_camera_poses_are_deterministic():
     world = cluttered_world()
     a = sample_camera_poses(world, 20, np.random.default_rng(9), fov_range=(50, 60), width=64, height=48)

@@ -63,7 +63,7 @@ def make_contact_sheet(out: str | Path, seed: int = 3, photos_per_biome: int = 2
     for row, biome in enumerate(BIOMES):
         world = generate_world(biome, seed, size_m=size_m)
         ortho = orthophoto_of(world)
-        for k, (truth, image) in enumerate(generate_photos(world, spec, seed, biome)):
+        for k, (truth, image) in enumerate(generate_photos(world, spec, seed + 17 * row, biome)):
             map_ax, photo_ax = axes[row, 2 * k], axes[row, 2 * k + 1]
             _draw_map_panel(map_ax, world, ortho, truth, spec.overlap_range_m)
             photo_ax.imshow(image)

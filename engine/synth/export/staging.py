@@ -8,6 +8,8 @@ import tempfile
 from collections.abc import Iterator
 from pathlib import Path
 
+from engine.geo.atomic import current_umask
+
 
 class OutputFolderError(ValueError):
     """The output folder cannot be used (not writable, not empty, not a folder)."""
@@ -40,6 +42,7 @@ def staged_output_folder(out: str | os.PathLike, force: bool = False) -> Iterato
     staging = Path(tempfile.mkdtemp(prefix=f".{out.name}.partial-", dir=out.absolute().parent))
     try:
         yield staging
+        os.chmod(staging, 0o777 & ~current_umask())  # mkdtemp makes 0700 folders
         if out.exists():
             retired = Path(tempfile.mkdtemp(prefix=f".{out.name}.old-", dir=out.absolute().parent))
             os.replace(out, retired / out.name)

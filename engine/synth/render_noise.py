@@ -12,7 +12,8 @@ def hash_unit(a: np.ndarray, b: np.ndarray, salt: int) -> np.ndarray:
     """A pseudo-random float32 in [0, 1) per integer pair (a, b), different for every salt."""
     with np.errstate(over="ignore"):
         h = np.asarray(a).astype(np.uint32) * np.uint32(0x9E3779B1)
-        h ^= np.asarray(b).astype(np.uint32) * np.uint32(0x85EBCA77) + np.uint32((salt * 0x27D4EB2F + 0x165667B1) & 0xFFFFFFFF)
+        salt_term = np.uint32((salt * 0x27D4EB2F + 0x165667B1) & 0xFFFFFFFF)
+        h ^= np.asarray(b).astype(np.uint32) * np.uint32(0x85EBCA77) + salt_term
         h ^= h >> np.uint32(15)
         h *= np.uint32(0x2C1B3C6D)
         h ^= h >> np.uint32(12)

@@ -79,7 +79,7 @@ def generate(cv: Canvas) -> dict:
     # country roads: a paved road across the world, sometimes a second one
     roads: list[Road] = []
     road_lines = []
-    for k in range(1 if rng.random() < 0.5 or min(wm, hm) < 800 else 2):
+    for _ in range(1 if rng.random() < 0.5 or min(wm, hm) < 800 else 2):
         a = rng.uniform(0, np.pi)
         c = np.array([w / 2, h / 2]) + rng.uniform(-0.3, 0.3, 2) * np.array([w, h])
         d = np.array([np.cos(a), np.sin(a)]) * big
@@ -354,7 +354,7 @@ def _farmsteads(cv: Canvas, dm, roads, wm, hm) -> tuple[list, list, list]:
                                                             np.float32)), None, 0.7))
         # barns in a row behind the house, along the yard's long axis
         pos = -yl / 2 + rng.uniform(3, 8)
-        for j in range(int(rng.integers(1, 4))):
+        for _ in range(int(rng.integers(1, 4))):
             bl, bw = rng.uniform(18, 45), rng.uniform(12, 22)
             if pos + bl > yl / 2 - 3:
                 break

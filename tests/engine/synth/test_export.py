@@ -57,7 +57,7 @@ def test_cvnaf_layout(tmp_path, small_world):
     train = list(csv.reader(open(root / city / "img_info_train.csv")))
     evals = list(csv.reader(open(root / city / "img_info_eval.csv")))
     assert len(train) == 4 and len(evals) == 1
-    for name, lon, lat, fov, compass, city_col, ground, sat in train + evals:
+    for _name, lon, _lat, fov, compass, city_col, ground, sat in train + evals:
         assert city_col == city and 40 <= float(fov) <= 110 and 0 <= float(compass) < 360
         assert (root / ground).is_file() and (root / sat).is_file()
         assert Image.open(root / sat).size == (128, 128)

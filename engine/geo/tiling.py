@@ -16,6 +16,10 @@ class TilingSpec:
     metres_per_px: float             # the model's satellite ground resolution
     overlap: float = 0.5             # fraction of a tile shared with its neighbour
     min_valid_fraction: float = 0.25  # tiles with less valid (non-nodata) area are skipped
+    #: Place tiles on the CRS-wide lattice of multiples of the stride instead of starting at the map's edge.
+    #: Two rasters of the same place (e.g. a UTM map and its geographic-CRS copy, warped back) then get the
+    #: same tiles; maps are covered up to tiles holding less than min_valid_fraction of map.
+    snap_to_crs_grid: bool = False
 
     def __post_init__(self) -> None:
         if not 0.0 <= self.overlap < 1.0:
@@ -32,7 +36,8 @@ class TilingSpec:
         return self.tile_m * (1.0 - self.overlap)
 
     def key(self) -> str:
-        return f"t{self.tile_px}_r{self.metres_per_px:.4f}_o{self.overlap:.3f}_v{self.min_valid_fraction:.2f}"
+        key = f"t{self.tile_px}_r{self.metres_per_px:.4f}_o{self.overlap:.3f}_v{self.min_valid_fraction:.2f}"
+        return key + "_grid" if self.snap_to_crs_grid else key
 
 
 def _starts(low: float, high: float, tile: float, stride: float) -> np.ndarray:
@@ -46,11 +51,23 @@ def _starts(low: float, high: float, tile: float, stride: float) -> np.ndarray:
     return starts
 
 
+def _lattice_starts(low: float, high: float, tile: float, stride: float) -> np.ndarray:
+    """Multiples of `stride` whose tile [start, start + tile] overlaps (low, high), ascending."""
+    first = np.floor((low - tile) / stride) + 1.0
+    last = np.ceil(high / stride) - 1.0
+    starts = np.round(np.arange(first, last + 1.0) * stride, 6)   # micrometres: no 0.9999999995 origins
+    return starts[(starts + tile > low + 1e-6) & (starts < high - 1e-6)]
+
+
 def tile_map(raster: MapRaster, spec: TilingSpec) -> list[TileFrame]:
     """North-up tiles over the map, row by row from the north-west; mostly-nodata tiles are skipped."""
     left, bottom, right, top = raster.bounds
-    xs = _starts(left, right, spec.tile_m, spec.stride_m)
-    ys = top - _starts(0.0, top - bottom, spec.tile_m, spec.stride_m)   # tile north edges, north first
+    if spec.snap_to_crs_grid:
+        xs = _lattice_starts(left, right, spec.tile_m, spec.stride_m)
+        ys = _lattice_starts(bottom, top, spec.tile_m, spec.stride_m)[::-1] + spec.tile_m
+    else:
+        xs = _starts(left, right, spec.tile_m, spec.stride_m)
+        ys = top - _starts(0.0, top - bottom, spec.tile_m, spec.stride_m)   # tile north edges, north first
     # Validity at about a quarter-stride resolution decides which tiles hold enough map.
     cell = max(spec.stride_m / 4.0, raster.metres_per_px)
     grid_w = max(1, int(np.ceil((right - left) / cell)))
@@ -60,8 +77,8 @@ def tile_map(raster: MapRaster, spec: TilingSpec) -> list[TileFrame]:
     tiles = []
     for y in ys:
         for x in xs:
-            c0, c1 = int((x - left) / cell), int(np.ceil((x + spec.tile_m - left) / cell))
-            r0, r1 = int((top - y) / cell), int(np.ceil((top - y + spec.tile_m) / cell))
+            c0, c1 = int(np.floor((x - left) / cell)), int(np.ceil((x + spec.tile_m - left) / cell))
+            r0, r1 = int(np.floor((top - y) / cell)), int(np.ceil((top - y + spec.tile_m) / cell))
             window = valid[max(r0, 0):max(r1, 0), max(c0, 0):max(c1, 0)]
             covered = window.sum() / max(1, (r1 - r0) * (c1 - c0))
             if covered >= spec.min_valid_fraction:

@@ -1,10 +1,31 @@
-"""The one API the app and the CLI call: open maps, index them, localise photos, export results."""
+"""The one API the app and the CLI call: open maps, index them, localise photos, export results.
+
+    localizer = Localizer()                      # shipped default model, or the untrained one (logged)
+    gallery = localizer.index_map("map.tif")     # cached per map content + model + tiling
+    for result in localizer.localize_many(["a.jpg", "b.jpg"], gallery):
+        ...                                      # LocalizationResult: status, candidates, ranked positions
+    write_results_geojson(results, "results.geojson")
+"""
+from engine.data.datasets.synthetic import read_truth
+from engine.data.geometry import lonlat_to_map, map_to_lonlat
+from engine.geo.errors import GeoInputError, RasterError
+from engine.geo.export import write_results_csv, write_results_geojson, write_results_html, write_results_json
+from engine.geo.photo import PHOTO_SUFFIXES, PhotoError, find_photos
+from engine.geo.priors import PriorOverrides, Priors, PriorSettings
 from engine.geo.raster import MapRaster as open_map
+from engine.index.model_source import DEFAULT_MODEL_PATH
+from engine.model import CheckpointError
+from engine.pipeline.config import LocalizerConfig
+from engine.pipeline.gallery import Gallery
+from engine.pipeline.localizer import Localizer
 from engine.pipeline.results import (DONE, FAILED, MANUAL, Candidate, GeoGrid, LocalizationResult, Position,
                                      RankedPosition)
 from engine.progress import CancelToken, Cancelled, ProgressCallback
 
 __all__ = [
-    "DONE", "FAILED", "MANUAL", "Candidate", "CancelToken", "Cancelled", "GeoGrid", "LocalizationResult",
-    "Position", "ProgressCallback", "RankedPosition", "open_map",
+    "CancelToken", "Cancelled", "Candidate", "CheckpointError", "DEFAULT_MODEL_PATH", "DONE", "FAILED", "Gallery",
+    "GeoGrid", "GeoInputError", "LocalizationResult", "Localizer", "LocalizerConfig", "MANUAL", "PHOTO_SUFFIXES",
+    "PhotoError", "Position", "PriorOverrides", "PriorSettings", "Priors", "ProgressCallback", "RankedPosition",
+    "RasterError", "find_photos", "lonlat_to_map", "map_to_lonlat", "open_map", "read_truth", "write_results_csv",
+    "write_results_geojson", "write_results_html", "write_results_json"
 ]

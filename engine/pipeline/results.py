@@ -125,6 +125,7 @@ class LocalizationResult:
     timings_ms: dict[str, float] = field(default_factory=dict)
     created: str = ""                # ISO time the result was made
     manual_position: Position | None = None                  # set by a manual correction
+    score_surface: GeoGrid | None = None     # retrieval score of every gallery tile ("where could it be")
 
     def __post_init__(self) -> None:
         if self.status not in STATUSES:
@@ -159,6 +160,7 @@ class LocalizationResult:
             "positions": [{**asdict(p)} for p in self.positions],
             "priors": self.priors, "timings_ms": self.timings_ms, "created": self.created,
             "manual_position": asdict(self.manual_position) if self.manual_position else None,
+            "score_surface": self.score_surface.to_json() if self.score_surface is not None else None,
         }
 
     @classmethod
@@ -171,7 +173,8 @@ class LocalizationResult:
             map_id=data.get("map_id", ""), error=data.get("error"), fov_deg=data.get("fov_deg"),
             candidates=[Candidate.from_json(c) for c in data.get("candidates", [])], positions=positions,
             priors=data.get("priors", {}), timings_ms=data.get("timings_ms", {}), created=data.get("created", ""),
-            manual_position=Position(**data["manual_position"]) if data.get("manual_position") else None)
+            manual_position=Position(**data["manual_position"]) if data.get("manual_position") else None,
+            score_surface=GeoGrid.from_json(data["score_surface"]) if data.get("score_surface") else None)
 
     def dumps(self) -> str:
         return json.dumps(self.to_json())

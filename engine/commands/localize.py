@@ -1,0 +1,167 @@
+"""`viewfinder localize`: find where photos were taken on a map; GeoJSON (+ HTML, CSV, JSON) out."""
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+from engine.commands.common import EXIT_FAILED, EXIT_OK, ProgressBars, UsageError, positive_float, positive_int
+
+
+def overlap_fraction(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a number, got {text!r}") from None
+    if not 0.0 <= value <= 0.9:
+        raise argparse.ArgumentTypeError(f"tile overlap must be within 0-0.9, got {text}")
+    return value
+
+
+def lonlat(text: str) -> tuple[float, float]:
+    try:
+        lon, lat = (float(v) for v in text.split(","))
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected LON,LAT, got {text!r}") from None
+    if not (-180.0 <= lon <= 180.0 and -90.0 <= lat <= 90.0):
+        raise argparse.ArgumentTypeError(f"not a lon,lat position: {text}")
+    return lon, lat
+
+
+def degrees_fov(text: str) -> float:
+    value = positive_float(text)
+    if value >= 180.0:
+        raise argparse.ArgumentTypeError(f"FoV must be below 180 degrees, got {text}")
+    return value
+
+
+def compass(text: str) -> float:
+    try:
+        return float(text) % 360.0
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a compass heading in degrees, got {text!r}") from None
+
+
+def add_model_arguments(p: argparse.ArgumentParser) -> None:
+    """Model, cache and tiling options shared by index, localize and demo."""
+    p.add_argument("--model", type=Path, help="model checkpoint (default: the shipped model, else the untrained one)")
+    p.add_argument("--device", help="cpu, cuda or cuda:N (default: CUDA when present)")
+    p.add_argument("--cache-dir", type=Path, help="gallery cache folder (default: $VIEWFINDER_CACHE or "
+                                                  "~/.cache/viewfinder)")
+    p.add_argument("--no-cache", action="store_true", help="embed the map again and do not store it")
+    p.add_argument("--overlap", type=overlap_fraction, default=0.5, help="tile overlap fraction (default 0.5)")
+    p.add_argument("--quiet", action="store_true", help="no progress bars")
+
+
+def make_localizer(args, announce: bool = True, **config):
+    """A Localizer from the shared options; a bad checkpoint is a usage error (one line, exit 2)."""
+    from engine.pipeline import CheckpointError, Localizer, LocalizerConfig
+    settings = LocalizerConfig(cache_dir=args.cache_dir, use_cache=not args.no_cache, tile_overlap=args.overlap,
+                               **config)
+    try:
+        localizer = Localizer(args.model, device=args.device, config=settings)
+    except CheckpointError as exc:
+        raise UsageError(str(exc)) from None
+    if announce and not args.quiet:
+        print(f"model: {localizer.model_description}", file=sys.stderr)
+    return localizer
+
+
+def index_with_bars(localizer, map_path: Path, quiet: bool):
+    bars = ProgressBars(not quiet)
+    try:
+        return localizer.index_map(map_path, progress=bars)
+    finally:
+        bars.close()
+
+
+def add_parser(sub) -> None:
+    p = sub.add_parser("localize", help="find where photos were taken on a map",
+                       description="Localise photos (files or folders) on a georeferenced map. EXIF GPS, "
+                                   "compass heading and focal length are used as priors unless switched off.")
+    p.add_argument("photos", nargs="+", type=Path, metavar="PHOTO_OR_DIR")
+    p.add_argument("--map", required=True, type=Path, help="GeoTIFF map")
+    p.add_argument("--out", required=True, type=Path, help="GeoJSON: positions, overlap regions, candidate tiles")
+    p.add_argument("--html", type=Path, help="also write an HTML map")
+    p.add_argument("--csv", type=Path, help="also write a CSV of positions")
+    p.add_argument("--json", type=Path, help="also write the full results (attention maps, ...) as JSON")
+    p.add_argument("--top-k", type=positive_int, default=5, help="map tiles examined per photo (default 5)")
+    p.add_argument("--prior-radius", type=positive_float, metavar="M",
+                   help="the camera is within M metres of the EXIF GPS position (or of --prior-lonlat)")
+    p.add_argument("--prior-lonlat", type=lonlat, metavar="LON,LAT", help="prior camera position for all photos")
+    p.add_argument("--fov", type=degrees_fov, metavar="DEG", help="horizontal FoV (overrides EXIF)")
+    p.add_argument("--heading", type=compass, metavar="DEG", help="compass heading prior (overrides EXIF)")
+    p.add_argument("--no-exif-priors", action="store_true", help="ignore EXIF GPS, heading and focal length")
+    add_model_arguments(p)
+
+
+def overrides_from(args):
+    from engine.pipeline import PriorOverrides
+    use_exif = not args.no_exif_priors
+    return PriorOverrides(lonlat=args.prior_lonlat, radius_m=args.prior_radius, fov_deg=args.fov,
+                          heading_deg=args.heading, use_exif_position=use_exif, use_exif_heading=use_exif,
+                          use_exif_fov=use_exif)
+
+
+def summary_table(results) -> str:
+    lines = [f"{'photo':<28} {'status':<7} {'lon':>12} {'lat':>11} {'conf':>7} {'heading':>7}  note"]
+    for r in results:
+        name = r.photo_name if len(r.photo_name) <= 28 else r.photo_name[:25] + "..."
+        best = r.best
+        if best is None:
+            lines.append(f"{name:<28} {r.status:<7} {'':>12} {'':>11} {'':>7} {'':>7}  {r.error or ''}")
+            continue
+        note = "; ".join(v for k, v in r.priors.items() if k.endswith("_unused"))
+        lines.append(f"{name:<28} {r.status:<7} {best.position.lon:12.7f} {best.position.lat:11.7f} "
+                     f"{best.confidence:7.4f} {best.heading_deg:7.1f}  {note}")
+    return "\n".join(lines)
+
+
+def write_outputs(results, map_path: Path, out: Path, html: Path | None, csv: Path | None,
+                  json_path: Path | None) -> list[Path]:
+    from engine.pipeline import write_results_csv, write_results_geojson, write_results_html, write_results_json
+    written = [write_results_geojson(results, out)]
+    if csv is not None:
+        written.append(write_results_csv(results, csv))
+    if html is not None:
+        written.append(write_results_html(results, map_path, html))
+    if json_path is not None:
+        written.append(write_results_json(results, json_path))
+    return written
+
+
+def run(args) -> int:
+    from engine.pipeline import find_photos
+    for path in (args.out, args.html, args.csv, args.json):
+        if path is not None and path.is_dir():
+            raise UsageError(f"{path}: is a folder; give a file name")
+    photos = find_photos(args.photos)
+    if not photos:
+        raise UsageError(f"no photos found in {', '.join(map(str, args.photos))}")
+    try:
+        overrides = overrides_from(args)
+    except ValueError as exc:
+        raise UsageError(str(exc)) from None
+    localizer = make_localizer(args, top_k=args.top_k)
+    gallery = index_with_bars(localizer, args.map, args.quiet)
+    bars = ProgressBars(not args.quiet)
+    try:
+        results = list(localizer.localize_many(photos, gallery, overrides, progress=bars))
+    finally:
+        bars.close()
+    try:
+        written = write_outputs(results, args.map, args.out, args.html, args.csv, args.json)
+    except OSError as exc:
+        print(f"viewfinder localize: error: cannot write results: {exc}", file=sys.stderr)
+        return EXIT_FAILED
+    print(summary_table(results))
+    done = sum(r.status != "failed" for r in results)
+    print(f"{done} of {len(results)} photos localised on {args.map} ({len(gallery)} tiles); wrote "
+          f"{', '.join(map(str, written))}")
+    failed = [r for r in results if r.status == "failed"]
+    if failed:
+        print(f"{len(failed)} photo(s) failed:", file=sys.stderr)
+        for r in failed:
+            print(f"  {r.error}", file=sys.stderr)
+        return EXIT_FAILED
+    return EXIT_OK

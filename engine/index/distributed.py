@@ -3,7 +3,7 @@
     python -m torch.distributed.run --nproc_per_node 4 [--nnodes 2 --rdzv-endpoint HOST:PORT] \\
         -m engine.index.distributed MAP.tif [--model CKPT] [--cache-dir DIR] [--overlap 0.5]
 
-Every rank tiles the map identically and embeds tiles[rank::world] (CUDA device LOCAL_RANK when present,
+Every rank tiles the map identically and embeds its contiguous share of the tiles (CUDA device LOCAL_RANK,
 gloo or NCCL only for coordination), writing its shard into the cache folder, which must be storage every
 rank can reach. Rank 0 then merges the shards into the ordinary gallery cache entry, so the Localizer (and
 `viewfinder localize`) opened with the same model, cache folder and tiling finds the map already indexed.
@@ -36,6 +36,12 @@ log = logging.getLogger(__name__)
 
 def shard_path(cache: GalleryCache, key: GalleryKey, rank: int, world: int) -> Path:
     return cache.root / "shards" / f"{key.digest()}-{rank:05d}-of-{world:05d}.safetensors"
+
+
+def share_bounds(count: int, world: int) -> list[int]:
+    """Rank r embeds tiles[bounds[r]:bounds[r + 1]]: contiguous runs of rows, so neighbouring tiles share the
+    map blocks they are read from."""
+    return [count * rank // world for rank in range(world + 1)]
 
 
 def _read_shard(path: Path, share: list[TileFrame]) -> np.ndarray | None:
@@ -79,10 +85,12 @@ def index_distributed(map_path: str | os.PathLike, model: str | os.PathLike | No
         return cache.paths(plan.key)[1] if rank == 0 else None
 
     tiles = gallery_tiles(plan)
-    share = tiles[rank::world]
+    bounds = share_bounds(len(tiles), world)
+    share = tiles[bounds[rank]:bounds[rank + 1]]
     own = shard_path(cache, plan.key, rank, world)
     if share and _read_shard(own, share) is None:
-        run = embed_tiles(loaded.model, plan.map_path, share, batch_size=batch_size, reader_threads=reader_threads)
+        run = embed_tiles(loaded.model, plan.map_path, share, spec=spec, batch_size=batch_size,
+                          reader_threads=reader_threads)
         _write_shard(own, share, run.descriptors)
         log.info("rank %d/%d: %d tiles in %.1f s (%.1f tiles/s)", rank, world, len(share), run.seconds,
                  run.tiles_per_second)
@@ -94,12 +102,12 @@ def index_distributed(map_path: str | os.PathLike, model: str | os.PathLike | No
     descriptors = np.zeros((len(tiles), loaded.model.config.descriptor_dim), dtype=np.float32)
     shards = [shard_path(cache, plan.key, r, world) for r in range(world)]
     for r, path in enumerate(shards):
-        part = tiles[r::world]
+        part = tiles[bounds[r]:bounds[r + 1]]
         if part:
             values = _read_shard(path, part)
             if values is None:
                 raise RuntimeError(f"{path}: shard of rank {r} is missing or does not hold its tiles")
-            descriptors[r::world] = values
+            descriptors[bounds[r]:bounds[r + 1]] = values
     entry = cache.store(plan.key, tiles, descriptors, plan.crs.to_wkt(), plan.map_path)
     for path in shards:
         path.unlink(missing_ok=True)

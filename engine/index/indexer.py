@@ -82,7 +82,8 @@ def index_map(loaded: LoadedModel, map_path: str | os.PathLike, spec: TilingSpec
         return IndexedMap(plan.map_path, plan.map_id, loaded.model_id, plan.crs, plan.bounds, spec, cached.tiles,
                           cached.descriptors, True, time.perf_counter() - start, None, cache.paths(plan.key)[1])
     tiles = gallery_tiles(plan)
-    run = embed_tiles(loaded.model, plan.map_path, tiles, batch_size=batch_size, reader_threads=reader_threads,
+    run = embed_tiles(loaded.model, plan.map_path, tiles, spec=spec, batch_size=batch_size,
+                      reader_threads=reader_threads,
                       prefetch_batches=prefetch_batches, progress=progress, cancel=cancel)
     entry = None
     if cache is not None:

@@ -19,10 +19,9 @@ from engine.data.geometry import lonlat_to_map
 from engine.geo.errors import GeoInputError
 from engine.geo.photo import Photo, load_photo
 from engine.geo.priors import PriorOverrides, Priors, resolve_priors
-from engine.geo.raster import MapRaster
 from engine.geo.tiling import TilingSpec
 from engine.index.cache import GalleryCache
-from engine.index.embed import images_to_tensor, read_tiles, tiling_for_model
+from engine.index.embed import TileReader, images_to_tensor, tiling_for_model
 from engine.index.indexer import index_map
 from engine.index.model_source import LoadedModel, load_model
 from engine.model import AttentionResult, CrossViewNet, FineLocalization
@@ -87,23 +86,27 @@ class Localizer:
     def localize(self, photo_path: str | os.PathLike, gallery: Gallery, priors: PriorOverrides | None = None,
                  progress: ProgressCallback | None = None, cancel: CancelToken | None = None) -> LocalizationResult:
         """Localise one photo. Bad photo input gives status "failed" with the error; Cancelled on cancel."""
-        with MapRaster(gallery.map_path) as raster:
-            return self._localize(Path(photo_path), gallery, raster, priors, progress, cancel)
+        with self._tile_reader(gallery) as reader:
+            return self._localize(Path(photo_path), gallery, reader, priors, progress, cancel)
 
     def localize_many(self, paths: Iterable[str | os.PathLike], gallery: Gallery,
                       priors: PriorOverrides | None = None, progress: ProgressCallback | None = None,
                       cancel: CancelToken | None = None) -> Iterator[LocalizationResult]:
         """Localise photos one after another, yielding each result; failures do not stop the batch."""
         paths = [Path(p) for p in paths]
-        with MapRaster(gallery.map_path) as raster:
+        with self._tile_reader(gallery) as reader:
             if progress:
                 progress("localizing photos", 0, len(paths))
             for done, path in enumerate(paths, start=1):
                 if cancel is not None:
                     cancel.raise_if_cancelled()
-                yield self._localize(path, gallery, raster, priors, None, cancel)
+                yield self._localize(path, gallery, reader, priors, None, cancel)
                 if progress:
                     progress("localizing photos", done, len(paths))
+
+    def _tile_reader(self, gallery: Gallery) -> TileReader:
+        """Reads candidate tiles exactly as indexing read them (from the same cached blocks)."""
+        return TileReader(gallery.map_path, gallery.spec, max_blocks=256)
 
     def ground_tensor(self, photo: Photo) -> torch.Tensor:
         """The photo resized to the model's ground input, (1, 3, H, W) uint8 (as the trainer resizes)."""
@@ -111,7 +114,7 @@ class Localizer:
         image = Image.fromarray(photo.rgb).resize((width, height), Image.Resampling.BILINEAR, reducing_gap=3.0)
         return images_to_tensor(np.array(image)[None], self.model.device)
 
-    def _localize(self, path: Path, gallery: Gallery, raster: MapRaster, overrides: PriorOverrides | None,
+    def _localize(self, path: Path, gallery: Gallery, reader: TileReader, overrides: PriorOverrides | None,
                   progress: ProgressCallback | None, cancel: CancelToken | None) -> LocalizationResult:
         stage = f"localizing {path.name}"
         timings: dict[str, float] = {}
@@ -143,7 +146,7 @@ class Localizer:
             tiles = [gallery.tiles[row] for row in rows]
             step("search")
 
-            satellite = self.model.embed_satellite(images_to_tensor(read_tiles(raster, tiles), self.model.device))
+            satellite = self.model.embed_satellite(images_to_tensor(reader.read(tiles), self.model.device))
             step("tiles")
             attention = self.model.attend(ground, satellite)
             step("attention")

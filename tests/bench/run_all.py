@@ -18,7 +18,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[2]
 JSON_DIR = ROOT / "docs" / "bench"
 PAGE = ROOT / "docs" / "benchmarks.md"
-BENCHES = ["world", "synth", "render", "model"]
+BENCHES = ["world", "synth", "render", "model", "pipeline"]
 
 
 def machine() -> dict:

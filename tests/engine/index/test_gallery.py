@@ -10,7 +10,7 @@ from shapely.ops import unary_union
 from engine.geo.raster import MapRaster
 from engine.index.cache import map_fingerprint
 from engine.geo.tiling import tile_map
-from engine.index.embed import embed_tiles, images_to_tensor, read_tiles, tiling_for_model
+from engine.index.embed import TileReader, embed_tiles, images_to_tensor, tiling_for_model
 from engine.model import CrossViewNet
 from engine.pipeline import Localizer, LocalizerConfig
 from engine.progress import CancelToken, Cancelled
@@ -123,15 +123,34 @@ def test_map_hash_is_remembered_until_the_file_changes(tmp_path):
     assert map_fingerprint(path, tmp_path / "cache") != first
 
 
+def test_tiles_assembled_from_blocks_match_direct_reads(scene):
+    spec = tiling_for_model(small_model())
+    with MapRaster(scene.map_path) as raster:
+        tiles = tile_map(raster, spec)
+        direct = np.stack([raster.read_tile(t)[0] for t in tiles]).astype(int)
+    with TileReader(scene.map_path, spec) as reader:
+        assembled = reader.read(tiles)
+        blocks = len(reader._blocks)
+    assert assembled.shape == direct.shape and reader.block_px == 64
+    difference = np.abs(assembled - direct)
+    assert difference.mean() < 0.1 and np.percentile(difference, 99) <= 1
+    # each map block read once: about a quarter of the pixels four overlapping tiles would read
+    assert blocks < 0.35 * len(tiles) * 4
+    with TileReader(scene.map_path, None) as plain:             # no lattice: direct reads
+        np.testing.assert_array_equal(plain.read(tiles[:3]), direct[:3])
+
+
 def test_pipelined_embedding_equals_direct_model_calls(scene):
     model = small_model(seed=1).eval()
+    spec = tiling_for_model(model)
     with MapRaster(scene.map_path) as raster:
-        tiles = tile_map(raster, tiling_for_model(model))[:11]
-        images = read_tiles(raster, tiles)
+        tiles = tile_map(raster, spec)[:11]
+    with TileReader(scene.map_path, spec) as reader:
+        images = reader.read(tiles)
     with torch.inference_mode():
         direct = model.embed_satellite(images_to_tensor(images, model.device), with_pyramid=False).descriptor
     seen = []
-    run = embed_tiles(model, scene.map_path, tiles, batch_size=3, reader_threads=3, prefetch_batches=2,
+    run = embed_tiles(model, scene.map_path, tiles, spec=spec, batch_size=3, reader_threads=3, prefetch_batches=2,
                       progress=lambda stage, done, total: seen.append((done, total)))
     np.testing.assert_allclose(run.descriptors, direct.numpy(), atol=1e-5)
     assert seen[0] == (0, 11) and seen[-1] == (11, 11) and [d for d, _ in seen] == sorted(d for d, _ in seen)

@@ -77,7 +77,7 @@ def test_bad_map_model_or_photos_are_one_line_usage_errors(scene, small_checkpoi
 def test_demo_prints_the_error_against_truth(small_checkpoint, tmp_path, capsys):
     scene = tmp_path / "demo"
     shutil.copytree(DEMO_SCENE, scene)
-    assert main(["demo", "--scene", str(scene), "--out", str(tmp_path / "out"),
+    assert main(["demo", "--scene", str(scene), "--out", str(tmp_path / "out"), "--overlap", "0",
                  *_model_args(small_checkpoint, tmp_path / "cache")]) == 0
     out = capsys.readouterr().out
     photos = sorted(p.name for p in (scene / "photos").iterdir())

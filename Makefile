@@ -4,7 +4,7 @@ VENV ?= .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: venv run test bench lint clean contact-sheet
+.PHONY: venv run test bench bench-accuracy lint clean contact-sheet
 
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PY) -m venv $(VENV)
@@ -22,6 +22,11 @@ test: $(STAMP)
 
 bench: $(STAMP)
 	$(BIN)/python -m tests.bench.run_all
+
+# Trains and evaluates the three arms of the accuracy benchmark; see tests/bench/bench_accuracy.py for the
+# VIEWFINDER_BENCH_* settings (budget, data size, device).
+bench-accuracy: $(STAMP)
+	$(BIN)/python -m tests.bench.run_all accuracy
 
 lint: $(STAMP)
 	$(BIN)/ruff check engine app tests

@@ -8,7 +8,7 @@ from collections.abc import Sequence
 from engine.commands.common import EXIT_USAGE, OneLineParser, UsageError
 
 #: Subcommands in help order; each names a module in engine.commands.
-COMMANDS = ("synth", "index", "localize", "demo")
+COMMANDS = ("synth", "index", "localize", "train", "eval", "demo")
 
 
 def build_parser() -> OneLineParser:

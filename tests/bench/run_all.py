@@ -18,7 +18,9 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[2]
 JSON_DIR = ROOT / "docs" / "bench"
 PAGE = ROOT / "docs" / "benchmarks.md"
-BENCHES = ["world", "synth", "render", "model", "pipeline"]
+BENCHES = ["world", "synth", "render", "model", "pipeline", "accuracy"]
+#: Run only when named (`make bench-accuracy`): they train models for a long time.
+ON_DEMAND = {"accuracy"}
 
 
 def machine() -> dict:
@@ -85,7 +87,7 @@ def run(names: list[str]) -> None:
 
 
 if __name__ == "__main__":
-    wanted = sys.argv[1:] or BENCHES
+    wanted = sys.argv[1:] or [name for name in BENCHES if name not in ON_DEMAND]
     unknown = [n for n in wanted if n not in BENCHES]
     if unknown:
         sys.exit(f"unknown benchmark {', '.join(unknown)}; choose from {', '.join(BENCHES)}")

@@ -11,7 +11,7 @@ Budget: VIEWFINDER_BENCH_BUDGET_MIN minutes of training per trained arm. Arm (c)
 for a few steps first; the epochs and steps per epoch that fit the budget are then used by both (b) and (c),
 so both see the same batches. Environment (defaults in brackets):
     VIEWFINDER_BENCH_BUDGET_MIN [20]     VIEWFINDER_BENCH_TRAIN_WORLDS [2] (per biome)
-    VIEWFINDER_BENCH_TRAIN_PHOTOS [500]  VIEWFINDER_BENCH_EVAL_PHOTOS [1000]
+    VIEWFINDER_BENCH_TRAIN_PHOTOS [1000] VIEWFINDER_BENCH_EVAL_PHOTOS [1000]
     VIEWFINDER_BENCH_DEVICE [auto]       VIEWFINDER_BENCH_EPOCHS [from the budget]
     VIEWFINDER_BENCH_BATCH [32]
 Data is generated once and cached under out/bench-data/ (one folder per data spec); runs go to
@@ -71,7 +71,7 @@ class _Progress(TrainCallbacks):
 def _specs() -> tuple[SyntheticDataSpec, SyntheticDataSpec]:
     base = tomllib.loads((CONFIGS / "synthetic-cafr.toml").read_text())["data"]
     train = {**base["generate"], "worlds_per_biome": _env("VIEWFINDER_BENCH_TRAIN_WORLDS", 2),
-             "photos_per_world": _env("VIEWFINDER_BENCH_TRAIN_PHOTOS", 500)}
+             "photos_per_world": _env("VIEWFINDER_BENCH_TRAIN_PHOTOS", 1000)}
     held_out = {**base["val_generate"], "photos_per_world": _env("VIEWFINDER_BENCH_EVAL_PHOTOS", 1000)}
     return SyntheticDataSpec.from_dict(train), SyntheticDataSpec.from_dict(held_out)
 

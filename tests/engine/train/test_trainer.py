@@ -194,3 +194,18 @@ def test_fine_tuning_starts_from_saved_weights(tiny_dataset, tmp_path, reference
     before, after = CrossViewNet.load(start), CrossViewNet.load(summary.last_checkpoint)
     for (name, a), (_, b) in zip(before.named_parameters(), after.named_parameters()):
         torch.testing.assert_close(a, b, atol=1e-6, rtol=0, msg=name)
+
+
+@pytest.mark.gpu
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs CUDA")
+def test_cuda_mixed_precision_training_and_resume(tiny_dataset, tmp_path):
+    cancel = CancelToken()
+    config = tiny_config(tiny_dataset, tmp_path, train={"device": "cuda", "deterministic": False},
+                         optim={"amp": True})
+    stopped = Trainer(config, Recorder(cancel, ("epoch", 0)), cancel).run()
+    assert stopped.stopped == "cancelled"
+    resumed = Trainer(config, Recorder()).run(resume=True)
+    assert resumed.stopped == "completed" and resumed.epochs_completed == 2
+    assert all(math.isfinite(h["loss"]) for h in resumed.history)
+    model = CrossViewNet.load(resumed.last_checkpoint)
+    assert all(torch.isfinite(p).all() for p in model.parameters())

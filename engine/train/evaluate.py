@@ -245,7 +245,8 @@ class EvalReport:
         lines.append(header)
 
         def row(name: str, values: dict) -> str:
-            return (f"  {name:<24} {int(values.get('queries', 0)):>7} {int(values.get('gallery', 0)):>7} "
+            gallery = str(int(values["gallery"])) if "gallery" in values else "-"
+            return (f"  {name:<24} {int(values.get('queries', 0)):>7} {gallery:>7} "
                     + " ".join(f"{100 * values.get(k, math.nan):>6.2f}%" for k in ("R@1", "R@5", "R@10", "R@1%")))
 
         for city, values in self.per_city.items():

@@ -1,0 +1,176 @@
+"""The map's standard layers and how each is drawn from the session's results.
+
+Cameras and truth crosses are drawn for every photo; the explanation layers (score surface, heatmap,
+overlap region, CWR points, prior, footprints) for the selected photo and candidate.
+"""
+from __future__ import annotations
+
+import math
+from collections.abc import Callable
+
+import numpy as np
+import pyqtgraph as pg
+from PySide6.QtCore import QObject, Qt, Signal
+from PySide6.QtGui import QColor
+
+from app.layers import Layer, LayerStack
+from app.truth import PhotoTruth, photo_stem
+from app.overlays import (HEATMAP_COLORMAP, SCORE_COLORMAP, CameraMarker, CircleItem, CrossMarker, GeometryItem,
+                          GridImageItem, label_item, marker_color, points_item)
+
+# key, name, visible, opacity (top first)
+STANDARD_LAYERS = (
+    ("cameras", "Camera positions", True, 1.0),
+    ("truth", "Truth (position, overlap)", True, 1.0),
+    ("cwr", "CWR points", True, 1.0),
+    ("overlap", "Predicted overlap (SRS)", True, 0.9),
+    ("prior", "EXIF prior", True, 1.0),
+    ("footprints", "Candidate tiles", True, 1.0),
+    ("heatmap", "Attention heatmap", True, 0.85),
+    ("score", "Retrieval score surface", False, 0.55),
+    ("satellite", "Satellite map", True, 1.0),
+)
+
+CWR_COLOURS = (QColor(0, 229, 255), QColor(120, 255, 120), QColor(255, 235, 59), QColor(255, 152, 0),
+               QColor(233, 30, 99), QColor(156, 39, 176))
+CWR_SYMBOLS = ("o", "s", "t", "d", "h", "star")
+FOOTPRINT_COLOUR = QColor(255, 196, 0)
+OVERLAP_COLOUR = QColor(0, 200, 255)
+TRUTH_COLOUR = QColor(60, 220, 90)
+PRIOR_COLOUR = QColor(180, 120, 255)
+
+
+class MapLayers(QObject):
+    marker_moved = Signal(str, float, float)   # photo path, new map x, y
+    marker_clicked = Signal(str)
+
+    def __init__(self, plot_item: pg.PlotItem, lonlat_to_map: Callable[[float, float], tuple[float, float]]) -> None:
+        super().__init__()
+        self.plot = plot_item
+        self.view = plot_item.getViewBox()
+        self.lonlat_to_map = lonlat_to_map
+        self.stack = LayerStack()
+        for key, name, visible, opacity in STANDARD_LAYERS:
+            self.stack.add(Layer(key, name, visible=visible, opacity=opacity, view=self.view))
+        self.colour_bar = pg.ColorBarItem(values=(0.0, 1.0), colorMap=HEATMAP_COLORMAP, interactive=False,
+                                          width=14, label="attention (share of peak)", colorMapMenu=False)
+        self.plot.layout.addItem(self.colour_bar, 2, 5)
+        self.stack["heatmap"].add_companion(self.colour_bar)
+        self.heatmap_level = 0
+        self.markers: dict[str, CameraMarker] = {}
+        self.candidate_marker: CameraMarker | None = None
+
+    def __getitem__(self, key: str) -> Layer:
+        return self.stack[key]
+
+    # ------------------------------------------------------------ every photo
+    def draw_cameras(self, entries, selected: str) -> None:
+        layer = self.stack["cameras"]
+        layer.clear()
+        self.markers.clear()
+        self.candidate_marker = None
+        for entry in entries:
+            result = entry.result
+            best = result.best if result is not None else None
+            if best is None:
+                continue
+            is_selected = entry.path == selected
+            marker = CameraMarker(entry.path, best.position.x, best.position.y, best.heading_deg, result.fov_deg,
+                                  marker_color(result.status, is_selected), label=entry.name)
+            marker.moved.connect(self.marker_moved)
+            marker.clicked.connect(self.marker_clicked)
+            layer.add(marker, sub_z=2.0 if is_selected else 1.0)
+            self.markers[entry.path] = marker
+            if is_selected:
+                layer.add(label_item(entry.name, best.position.x, best.position.y, anchor=(-0.08, 1.35)), sub_z=3.0)
+
+    def draw_truth(self, truths: dict[str, PhotoTruth], selected: str) -> None:
+        """True camera positions of every photo; the selected photo's true overlap region and heading too."""
+        layer = self.stack["truth"]
+        layer.clear()
+        selected_stem = photo_stem(selected) if selected else None
+        for name, truth in truths.items():
+            is_selected = name == selected_stem
+            if is_selected and truth.overlap is not None:
+                layer.add(GeometryItem(truth.overlap, TRUTH_COLOUR, None, 2.0, Qt.PenStyle.DashLine,
+                                       f"true overlap region of {name}"), sub_z=0.0)
+            layer.add(CrossMarker(truth.x, truth.y, truth.heading_deg if is_selected else None, TRUTH_COLOUR,
+                                  f"true camera position of {name}"), sub_z=1.0)
+
+    # ------------------------------------------------------------ selected photo and candidate
+    def draw_selection(self, entry, candidate_index: int) -> None:
+        for key in ("score", "heatmap", "overlap", "cwr", "prior", "footprints"):
+            self.stack[key].clear()
+        if self.candidate_marker is not None:
+            self.stack["cameras"].remove(self.candidate_marker)
+            self.candidate_marker = None
+        result = entry.result if entry is not None else None
+        if result is None:
+            return
+        if result.score_surface is not None:
+            self.stack["score"].add(GridImageItem(result.score_surface, SCORE_COLORMAP))
+        self._draw_prior(result)
+        if not result.candidates:
+            return
+        candidate_index = min(max(candidate_index, 0), len(result.candidates) - 1)
+        for index, candidate in enumerate(result.candidates):
+            chosen = index == candidate_index
+            colour = FOOTPRINT_COLOUR if chosen else QColor(255, 196, 0, 150)
+            self.stack["footprints"].add(GeometryItem(
+                candidate.footprint, colour, None, 2.4 if chosen else 1.0,
+                Qt.PenStyle.SolidLine if chosen else Qt.PenStyle.DashLine,
+                f"candidate {candidate.rank}: tile {candidate.tile_index}, score {candidate.score:.3f}"),
+                sub_z=1.0 if chosen else 0.0)
+            left, _, _, top = candidate.footprint.bounds
+            if chosen or index < 5:
+                self.stack["footprints"].add(label_item(f"#{candidate.rank}", left, top, FOOTPRINT_COLOUR,
+                                                        anchor=(0.0, 0.0)), sub_z=2.0)
+        candidate = result.candidates[candidate_index]
+        self._draw_heatmap(candidate)
+        if candidate.overlap_region is not None:
+            fill = QColor(OVERLAP_COLOUR)
+            fill.setAlpha(60)
+            self.stack["overlap"].add(GeometryItem(candidate.overlap_region, OVERLAP_COLOUR, fill, 2.0,
+                                                   tooltip=f"predicted overlap region, candidate {candidate.rank}"))
+        for level, point in enumerate(candidate.cwr_points):
+            colour, symbol = CWR_COLOURS[level % len(CWR_COLOURS)], CWR_SYMBOLS[level % len(CWR_SYMBOLS)]
+            self.stack["cwr"].add(points_item(np.array([[point.x, point.y]]), colour, symbol, 11.0,
+                                              [f"CWR point, attention level {level}"]), sub_z=float(-level))
+        if candidate.rank != 1 or result.manual_position is not None:
+            # the chosen candidate's own fine position, beside the photo's reported one
+            self.candidate_marker = CameraMarker("", candidate.position.x, candidate.position.y,
+                                                 candidate.heading_deg, result.fov_deg, QColor(255, 255, 255),
+                                                 draggable=False, hollow=True)
+            self.stack["cameras"].add(self.candidate_marker, sub_z=0.5)
+
+    def _draw_heatmap(self, candidate) -> None:
+        if not candidate.attention:
+            return
+        level = min(self.heatmap_level, len(candidate.attention) - 1)
+        grid = candidate.attention[level]
+        peak = float(np.nanmax(grid.values)) if np.isfinite(grid.values).any() else 1.0
+        item = GridImageItem(grid, HEATMAP_COLORMAP, levels=(0.0, peak if peak > 0 else 1.0), alpha_ramp=True)
+        self.stack["heatmap"].add(item)
+        self.colour_bar.setLevels((0.0, 1.0))
+
+    def _draw_prior(self, result) -> None:
+        prior = (result.priors or {}).get("position")
+        if not prior:
+            return
+        try:
+            x, y = self.lonlat_to_map(float(prior["lon"]), float(prior["lat"]))
+            radius = float(prior["radius_m"])
+        except (KeyError, TypeError, ValueError):
+            return
+        if not (math.isfinite(x) and math.isfinite(y) and radius > 0):
+            return
+        source = prior.get("source", "exif")
+        self.stack["prior"].add(CircleItem(x, y, radius, PRIOR_COLOUR,
+                                           f"position prior ({source}): within {radius:.0f} m"))
+        self.stack["prior"].add(points_item(np.array([[x, y]]), PRIOR_COLOUR, "+", 12.0), sub_z=1.0)
+
+    def clear_results(self) -> None:
+        for key in ("cameras", "truth", "score", "heatmap", "overlap", "cwr", "prior", "footprints"):
+            self.stack[key].clear()
+        self.markers.clear()
+        self.candidate_marker = None

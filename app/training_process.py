@@ -1,0 +1,65 @@
+"""The child-process side of a training run started by app.workers.TrainingJob.
+
+Training runs in its own process, not a thread: parts of the training pipeline hold the GIL for 100 ms and
+more (GDAL writing a dataset's GeoJSON, colour augmentation), which would freeze the GUI thread. The child
+reports through a pipe as tuples: (kind, *values) with kind step / epoch / checkpoint / log / progress,
+and last done (TrainSummary) or failed (reason). Setting `cancel_event` stops the run at the next step.
+No Qt here, so the child starts quickly.
+"""
+from __future__ import annotations
+
+import os
+import threading
+import traceback
+
+from engine.pipeline import CancelToken, Cancelled
+from engine.train import TrainCallbacks, TrainConfig, Trainer
+
+CHILD_NICENESS = 5     # the GUI process stays first in line for the CPU
+
+
+class PipeCallbacks(TrainCallbacks):
+    def __init__(self, connection) -> None:
+        self.connection = connection
+
+    def on_step(self, epoch: int, step: int, steps: int, losses: dict[str, float], lr: float) -> None:
+        self.connection.send(("step", epoch, step, steps, {k: float(v) for k, v in losses.items()}, float(lr)))
+
+    def on_epoch_end(self, epoch: int, metrics: dict[str, float]) -> None:
+        self.connection.send(("epoch", epoch, dict(metrics)))
+
+    def on_checkpoint(self, path) -> None:
+        self.connection.send(("checkpoint", str(path)))
+
+    def on_log(self, message: str) -> None:
+        self.connection.send(("log", message))
+
+    def on_progress(self, stage: str, done: int, total: int) -> None:
+        self.connection.send(("progress", stage, done, total))
+
+
+def _one_line(exc: BaseException) -> str:
+    text = str(exc).strip() or exc.__class__.__name__
+    return text.splitlines()[0]
+
+
+def train_in_child(config: TrainConfig, resume: bool, overwrite: bool, connection, cancel_event) -> None:
+    """Process target: train, stream progress, send the summary or the reason it failed."""
+    try:
+        os.nice(CHILD_NICENESS)
+    except (AttributeError, OSError):
+        pass
+    token = CancelToken()
+    threading.Thread(target=lambda: (cancel_event.wait(), token.cancel()), daemon=True,
+                     name="cancel-watch").start()
+    try:
+        summary = Trainer(config, PipeCallbacks(connection), token).run(resume=resume, overwrite=overwrite)
+    except Cancelled:
+        connection.send(("failed", "cancelled"))
+    except Exception as exc:      # config, data and training errors name their file; report them as they are
+        traceback.print_exc()
+        connection.send(("failed", _one_line(exc)))
+    else:
+        connection.send(("done", summary))
+    finally:
+        connection.close()

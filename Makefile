@@ -4,7 +4,7 @@ VENV ?= .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: venv run test bench bench-accuracy lint clean contact-sheet
+.PHONY: venv run screenshots test bench bench-accuracy lint clean contact-sheet
 
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PY) -m venv $(VENV)
@@ -15,7 +15,13 @@ $(STAMP): pyproject.toml
 venv: $(STAMP)
 
 run: $(STAMP)
-	$(BIN)/viewfinder demo
+	$(BIN)/viewfinder-gui --demo
+
+# The app on the demo scene, captured into docs/images/app-*.png: on a virtual X display when xvfb-run works,
+# else with Qt's offscreen platform.
+screenshots: $(STAMP)
+	(command -v xvfb-run >/dev/null 2>&1 && xvfb-run -a -s "-screen 0 1920x1200x24" $(BIN)/python -m app.screenshots docs/images) \
+	|| QT_QPA_PLATFORM=offscreen $(BIN)/python -m app.screenshots docs/images
 
 test: $(STAMP)
 	QT_QPA_PLATFORM=offscreen $(BIN)/python -m pytest -q

@@ -16,10 +16,11 @@ class Layer(QObject):
     changed = Signal()
 
     def __init__(self, key: str, name: str, *, visible: bool = True, opacity: float = 1.0,
-                 view=None) -> None:
+                 view=None, icon=None) -> None:
         super().__init__()
         self.key = key
         self.name = name
+        self.icon = icon                        # QIcon shown in the layers panel
         self.visible = visible
         self.opacity = opacity
         self.z = 0.0
@@ -191,6 +192,8 @@ class LayersPanel(QWidget):
             self.list.clear()
             for layer in self.stack.layers:
                 item = QListWidgetItem(layer.name)
+                if layer.icon is not None:
+                    item.setIcon(layer.icon)
                 item.setData(Qt.ItemDataRole.UserRole, layer.key)
                 item.setFlags(item.flags() | Qt.ItemFlag.ItemIsUserCheckable)
                 item.setCheckState(Qt.CheckState.Checked if layer.visible else Qt.CheckState.Unchecked)

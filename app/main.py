@@ -36,9 +36,10 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
 
 def create_application(argv: list[str]) -> QApplication:
     app = QApplication.instance() or QApplication(argv)
+    app.setStyle("Fusion")                 # the same look on every platform (and in screenshots)
     app.setApplicationName("Viewfinder")
     app.setOrganizationName("Viewfinder")
-    app.setDesktopFileName("io.viewfinder.Viewfinder")
+    app.setDesktopFileName("viewfinder")
     if ICON_PATH.is_file():
         app.setWindowIcon(QIcon(str(ICON_PATH)))
     return app

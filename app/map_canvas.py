@@ -62,8 +62,8 @@ class MapCanvas(pg.PlotWidget):
         self.viewport().setAcceptDrops(False)
 
         self.overview_item = pg.ImageItem()
+        # visibility belongs to the satellite layer; "no detail" is an empty image
         self.detail_item = pg.ImageItem()
-        self.detail_item.setVisible(False)
         self.scale_bar = ScaleBar(self)
         self.north_arrow = NorthArrow(self)
 
@@ -108,8 +108,7 @@ class MapCanvas(pg.PlotWidget):
             self.reader.deleteLater()
             self.reader = None
         self.overview_item.clear()
-        self.detail_item.clear()
-        self.detail_item.setVisible(False)
+        self._drop_detail()
         self.map_bounds = None
         self.detail_bounds = None
         self.overview_metres_per_px = float("inf")
@@ -153,19 +152,19 @@ class MapCanvas(pg.PlotWidget):
         self._read_timer.start()
 
     def _request_view_read(self) -> None:
-        if self.reader is None or self.map_bounds is None:
-            return
+        if self.reader is None or self.map_bounds is None or not np.isfinite(self.overview_metres_per_px):
+            return     # the overview comes first; its arrival asks again
         view = self.view_bounds()
         width_px, height_px = self.view_size_px()
         metres_per_device_px = (view[2] - view[0]) / width_px
         if metres_per_device_px >= self.overview_metres_per_px * 0.95:
-            self.detail_item.setVisible(False)     # the overview is already as sharp as the screen
+            self._drop_detail()                     # the overview is already as sharp as the screen
             return
         margin_x, margin_y = (view[2] - view[0]) * READ_MARGIN, (view[3] - view[1]) * READ_MARGIN
         padded = (view[0] - margin_x, view[1] - margin_y, view[2] + margin_x, view[3] + margin_y)
         window = intersect(padded, self.map_bounds)
         if window is None:
-            self.detail_item.setVisible(False)
+            self._drop_detail()
             return
         # Never read finer than the map itself, nor more pixels than a screen can show.
         metres_per_read_px = max(metres_per_device_px, self.map_metres_per_px)
@@ -173,6 +172,11 @@ class MapCanvas(pg.PlotWidget):
         height = (window[3] - window[1]) / metres_per_read_px
         shrink = max(1.0, max(width, height) / MAX_READ_SIDE)
         self.reader.request(VIEW_CHANNEL, window, (round(width / shrink), round(height / shrink)))
+
+    def _drop_detail(self) -> None:
+        if self.detail_item.image is not None:
+            self.detail_item.clear()
+        self.detail_bounds = None
 
     def request_read(self, channel: str, bounds: tuple, size: tuple[int, int]) -> None:
         """Read a map window in the reader thread; it arrives as tile_read(channel, ...)."""
@@ -188,7 +192,6 @@ class MapCanvas(pg.PlotWidget):
         self.detail_item.setImage(rgba_with_alpha(rgb, valid), levels=(0, 255))
         self.detail_item.setTransform(affine_to_qtransform(
             ((right - left) / width, 0.0, left, 0.0, -(top - bottom) / height, top)))
-        self.detail_item.setVisible(True)
         self.detail_bounds = bounds
         self.detail_shown.emit()
 

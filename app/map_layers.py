@@ -10,8 +10,8 @@ from collections.abc import Callable
 
 import numpy as np
 import pyqtgraph as pg
-from PySide6.QtCore import QObject, Qt, Signal
-from PySide6.QtGui import QColor
+from PySide6.QtCore import QObject, QPointF, QRectF, Qt, Signal
+from PySide6.QtGui import QColor, QIcon, QPainter, QPainterPath, QPen, QPixmap
 
 from app.layers import Layer, LayerStack
 from app.truth import PhotoTruth, photo_stem
@@ -40,6 +40,59 @@ TRUTH_COLOUR = QColor(60, 220, 90)
 PRIOR_COLOUR = QColor(180, 120, 255)
 
 
+def layer_icon(key: str) -> QIcon:
+    """A small legend symbol for each standard layer, drawn like the layer draws itself."""
+    size = 16
+    pixmap = QPixmap(size, size)
+    pixmap.fill(Qt.GlobalColor.transparent)
+    painter = QPainter(pixmap)
+    painter.setRenderHint(QPainter.RenderHint.Antialiasing)
+    if key == "cameras":
+        wedge = QPainterPath()
+        wedge.moveTo(8, 12)
+        wedge.arcTo(QRectF(-4, 0, 24, 24), 60, 60)
+        wedge.closeSubpath()
+        painter.setPen(QPen(QColor(230, 60, 90), 1))
+        painter.setBrush(QColor(230, 60, 90, 70))
+        painter.drawPath(wedge)
+        painter.setBrush(QColor(230, 60, 90))
+        painter.setPen(QPen(QColor(255, 255, 255), 1.2))
+        painter.drawEllipse(QPointF(8, 12), 3.5, 3.5)
+    elif key == "truth":
+        painter.setPen(QPen(TRUTH_COLOUR, 2.2))
+        painter.drawLine(3, 3, 13, 13)
+        painter.drawLine(3, 13, 13, 3)
+    elif key == "cwr":
+        for i, (x, y) in enumerate(((4, 11), (8, 5), (12, 11))):
+            painter.setPen(QPen(QColor(255, 255, 255), 1))
+            painter.setBrush(CWR_COLOURS[i])
+            painter.drawEllipse(QPointF(x, y), 3, 3)
+    elif key == "overlap":
+        fill = QColor(OVERLAP_COLOUR)
+        fill.setAlpha(90)
+        painter.setPen(QPen(OVERLAP_COLOUR, 1.5))
+        painter.setBrush(fill)
+        painter.drawPolygon([QPointF(2, 14), QPointF(8, 2), QPointF(14, 14)])
+    elif key == "prior":
+        painter.setPen(QPen(PRIOR_COLOUR, 1.5, Qt.PenStyle.DashLine))
+        painter.drawEllipse(QPointF(8, 8), 6, 6)
+    elif key == "footprints":
+        painter.setPen(QPen(FOOTPRINT_COLOUR, 2))
+        painter.drawRect(QRectF(2.5, 2.5, 11, 11))
+    elif key in ("heatmap", "score"):
+        lut = pg.colormap.get(HEATMAP_COLORMAP if key == "heatmap" else SCORE_COLORMAP).getLookupTable(
+            0.0, 1.0, 4, alpha=False)
+        for i, colour in enumerate(lut):
+            painter.fillRect(QRectF(2 + 3 * i, 2, 3, 12), QColor(*colour))
+    else:   # satellite map
+        painter.fillRect(QRectF(2, 2, 12, 12), QColor(110, 140, 90))
+        painter.fillRect(QRectF(2, 9, 12, 2), QColor(150, 150, 150))
+        painter.fillRect(QRectF(8, 2, 2, 12), QColor(150, 150, 150))
+        painter.fillRect(QRectF(3, 3, 4, 5), QColor(196, 90, 60))
+    painter.end()
+    return QIcon(pixmap)
+
+
 class MapLayers(QObject):
     marker_moved = Signal(str, float, float)   # photo path, new map x, y
     marker_clicked = Signal(str)
@@ -51,7 +104,7 @@ class MapLayers(QObject):
         self.lonlat_to_map = lonlat_to_map
         self.stack = LayerStack()
         for key, name, visible, opacity in STANDARD_LAYERS:
-            self.stack.add(Layer(key, name, visible=visible, opacity=opacity, view=self.view))
+            self.stack.add(Layer(key, name, visible=visible, opacity=opacity, view=self.view, icon=layer_icon(key)))
         self.colour_bar = pg.ColorBarItem(values=(0.0, 1.0), colorMap=HEATMAP_COLORMAP, interactive=False,
                                           width=14, label="attention (share of peak)", colorMapMenu=False)
         self.plot.layout.addItem(self.colour_bar, 2, 5)
@@ -76,13 +129,12 @@ class MapLayers(QObject):
                 continue
             is_selected = entry.path == selected
             marker = CameraMarker(entry.path, best.position.x, best.position.y, best.heading_deg, result.fov_deg,
-                                  marker_color(result.status, is_selected), label=entry.name)
+                                  marker_color(result.status, is_selected), label=entry.name,
+                                  show_label=is_selected)
             marker.moved.connect(self.marker_moved)
             marker.clicked.connect(self.marker_clicked)
             layer.add(marker, sub_z=2.0 if is_selected else 1.0)
             self.markers[entry.path] = marker
-            if is_selected:
-                layer.add(label_item(entry.name, best.position.x, best.position.y, anchor=(-0.08, 1.35)), sub_z=3.0)
 
     def draw_truth(self, truths: dict[str, PhotoTruth], selected: str) -> None:
         """True camera positions of every photo; the selected photo's true overlap region and heading too."""
@@ -133,7 +185,8 @@ class MapLayers(QObject):
             self.stack["overlap"].add(GeometryItem(candidate.overlap_region, OVERLAP_COLOUR, fill, 2.0,
                                                    tooltip=f"predicted overlap region, candidate {candidate.rank}"))
         for level, point in enumerate(candidate.cwr_points):
-            colour, symbol = CWR_COLOURS[level % len(CWR_COLOURS)], CWR_SYMBOLS[level % len(CWR_SYMBOLS)]
+            colour, symbol = QColor(CWR_COLOURS[level % len(CWR_COLOURS)]), CWR_SYMBOLS[level % len(CWR_SYMBOLS)]
+            colour.setAlpha(150)        # the heatmap's hot spot under the point stays visible
             self.stack["cwr"].add(points_item(np.array([[point.x, point.y]]), colour, symbol, 11.0,
                                               [f"CWR point, attention level {level}"]), sub_z=float(-level))
         if candidate.rank != 1 or result.manual_position is not None:

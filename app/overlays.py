@@ -14,6 +14,7 @@ from PySide6.QtWidgets import QGraphicsEllipseItem, QGraphicsItem, QGraphicsPath
 
 HEATMAP_COLORMAP = "inferno"
 SCORE_COLORMAP = "viridis"
+ALPHA_FLOOR = 0.3
 
 
 def affine_to_qtransform(transform) -> QTransform:
@@ -91,7 +92,8 @@ class CircleItem(QGraphicsEllipseItem):
 
 def colorize(values: np.ndarray, colormap: str, levels: tuple[float, float] | None = None,
              alpha_ramp: bool = False, max_alpha: int = 230) -> tuple[np.ndarray, tuple[float, float]]:
-    """Map a float grid to RGBA uint8. NaN is transparent; with `alpha_ramp` low values fade out too."""
+    """Map a float grid to RGBA uint8. NaN is transparent. With `alpha_ramp` low values are a light veil
+    (the grid's extent stays visible) and opacity grows with the value, so hot spots stand out."""
     values = np.asarray(values, dtype=np.float64)
     finite = np.isfinite(values)
     if levels is None:
@@ -105,7 +107,7 @@ def colorize(values: np.ndarray, colormap: str, levels: tuple[float, float] | No
     lut = pg.colormap.get(colormap).getLookupTable(0.0, 1.0, 256, alpha=False)
     rgba = np.empty(values.shape + (4,), dtype=np.uint8)
     rgba[..., :3] = lut[np.round(normal * 255).astype(np.int64)]
-    alpha = np.clip(normal * 1.6, 0.0, 1.0) if alpha_ramp else np.ones_like(normal)
+    alpha = ALPHA_FLOOR + (1.0 - ALPHA_FLOOR) * np.sqrt(normal) if alpha_ramp else np.ones_like(normal)
     rgba[..., 3] = np.where(finite, np.round(alpha * max_alpha), 0).astype(np.uint8)
     return rgba, levels
 
@@ -141,7 +143,8 @@ class CameraMarker(pg.GraphicsObject):
     ARROW_PX = 34.0
 
     def __init__(self, key, x: float, y: float, heading_deg: float | None, fov_deg: float | None,
-                 color: QColor, *, draggable: bool = True, hollow: bool = False, label: str = "") -> None:
+                 color: QColor, *, draggable: bool = True, hollow: bool = False, label: str = "",
+                 show_label: bool = False) -> None:
         super().__init__()
         self.key = key
         self.heading_deg = heading_deg if heading_deg is not None and math.isfinite(heading_deg) else None
@@ -150,6 +153,7 @@ class CameraMarker(pg.GraphicsObject):
         self.draggable = draggable
         self.hollow = hollow
         self.label = label
+        self.show_label = show_label
         self._drag_offset: QPointF | None = None
         self.setFlag(QGraphicsItem.GraphicsItemFlag.ItemIgnoresTransformations)
         self.setPos(QPointF(x, y))
@@ -165,7 +169,12 @@ class CameraMarker(pg.GraphicsObject):
 
     def boundingRect(self) -> QRectF:  # noqa: N802 (Qt API)
         r = self.WEDGE_PX + 4
-        return QRectF(-r, -r, 2 * r, 2 * r)
+        rect = QRectF(-r, -r, 2 * r, 2 * r)
+        return rect.united(self._label_rect()) if self.show_label and self.label else rect
+
+    def _label_rect(self) -> QRectF:
+        width = 7.0 * len(self.label) + 12
+        return QRectF(self.DOT_PX + 4, self.DOT_PX - 2, width, 20)
 
     def shape(self) -> QPainterPath:
         path = QPainterPath()
@@ -219,6 +228,15 @@ class CameraMarker(pg.GraphicsObject):
         if self.hollow:
             painter.setPen(QPen(self.color, 2.2))
         painter.drawEllipse(QPointF(0, 0), self.DOT_PX, self.DOT_PX)
+        if self.show_label and self.label:
+            rect = self._label_rect()
+            text_width = painter.fontMetrics().horizontalAdvance(self.label) + 10
+            rect.setWidth(text_width)
+            painter.setPen(Qt.PenStyle.NoPen)
+            painter.setBrush(QColor(20, 22, 26, 190))
+            painter.drawRoundedRect(rect, 4, 4)
+            painter.setPen(QColor(255, 255, 255))
+            painter.drawText(rect, Qt.AlignmentFlag.AlignCenter, self.label)
 
     def map_position(self) -> tuple[float, float]:
         return float(self.pos().x()), float(self.pos().y())

@@ -12,7 +12,7 @@ from PySide6.QtGui import QAction, QCloseEvent, QKeySequence, QUndoStack
 from PySide6.QtWidgets import (QComboBox, QDockWidget, QFileDialog, QHBoxLayout, QLabel,
                                QMainWindow, QMessageBox, QProgressBar, QStyle, QToolButton, QWidget)
 
-from engine.pipeline import (DONE, MANUAL, PHOTO_SUFFIXES, LocalizationResult, Position, RasterError,
+from engine.pipeline import (DONE, FAILED, MANUAL, PHOTO_SUFFIXES, LocalizationResult, Position, RasterError,
                              find_photos, lonlat_to_map, map_to_lonlat, open_map, write_results_csv,
                              write_results_geojson, write_results_html)
 
@@ -266,8 +266,10 @@ class MainWindow(QMainWindow):
             self.results.set_result(entry.path, None)
             self.results.set_state(entry.path, WAITING_FOR_MAP)
         self.undo_stack.clear()
+        self.truths.clear()                          # truth is per scene and drawn in the map's CRS
         self._load_truth(self.map_path)
         self.engine.index_map(self.map_path)
+        self._on_index_started(self.map_path)        # progress and its cancel button show at once
         self._update_title()
         self._redraw()
         return True
@@ -360,8 +362,8 @@ class MainWindow(QMainWindow):
     def _on_engine_idle(self) -> None:
         if not any(e.state in (QUEUED, RUNNING) and e.result is None for e in self.results.entries):
             self.progress_widget.setVisible(False)
-            done = sum(1 for e in self.results.entries if e.result is not None and e.result.status != "failed")
-            failed = sum(1 for e in self.results.entries if e.result is not None and e.result.status == "failed")
+            done = sum(1 for e in self.results.entries if e.result is not None and e.result.status != FAILED)
+            failed = sum(1 for e in self.results.entries if e.result is not None and e.result.status == FAILED)
             if self.results.entries and self.indexed:
                 self.message_label.setText(f"{done} photos localised" + (f", {failed} failed" if failed else ""))
 

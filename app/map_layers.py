@@ -221,9 +221,3 @@ class MapLayers(QObject):
         self.stack["prior"].add(CircleItem(x, y, radius, PRIOR_COLOUR,
                                            f"position prior ({source}): within {radius:.0f} m"))
         self.stack["prior"].add(points_item(np.array([[x, y]]), PRIOR_COLOUR, "+", 12.0), sub_z=1.0)
-
-    def clear_results(self) -> None:
-        for key in ("cameras", "truth", "score", "heatmap", "overlap", "cwr", "prior", "footprints"):
-            self.stack[key].clear()
-        self.markers.clear()
-        self.candidate_marker = None

@@ -24,7 +24,6 @@ class PhotoEntry:
     result: LocalizationResult | None = None
     thumbnail: QPixmap | None = None
     preview: QImage | None = None
-    score_surface: object | None = None    # GeoGrid of retrieval scores over the map
 
     @property
     def name(self) -> str:
@@ -126,13 +125,6 @@ class ResultsModel(QAbstractTableModel):
         self.endInsertRows()
         return True
 
-    def remove_photo(self, path: str) -> None:
-        row = self.row_of(path)
-        if row >= 0:
-            self.beginRemoveRows(QModelIndex(), row, row)
-            del self.entries[row]
-            self.endRemoveRows()
-
     def clear(self) -> None:
         self.beginResetModel()
         self.entries.clear()
@@ -163,11 +155,6 @@ class ResultsModel(QAbstractTableModel):
         if preview is not None and not preview.isNull():
             entry.preview = preview
         self._row_changed(row)
-
-    def set_score_surface(self, path: str, grid) -> None:
-        row = self.row_of(path)
-        if row >= 0:
-            self.entries[row].score_surface = grid
 
     def results(self) -> list[LocalizationResult]:
         return [entry.result for entry in self.entries if entry.result is not None]

@@ -179,3 +179,22 @@ def test_classify_paths_knows_maps_photos_projects_and_scene_folders(scene, tmp_
     assert maps == [str(scene / "map.tif")] * 2
     assert sorted(photos) == [str(p) for p in scene_photos(scene)]
     assert projects == [str(project)]
+
+
+def test_indexing_can_be_cancelled_from_the_status_bar(qtbot, make_window, scene, tiny_model_path, tmp_path,
+                                                        monkeypatch):
+    monkeypatch.setenv("VIEWFINDER_CACHE", str(tmp_path / "cache"))
+    window = make_window(tiny_model_path)
+    assert drop_paths(window, scene_photos(scene)[:1])
+    with qtbot.waitSignal(window.engine.index_cancelled, timeout=RESULT_TIMEOUT_MS) as cancelled:
+        assert drop_paths(window, [scene / "map.tif"])
+        assert window.progress_widget.isVisible() and window.cancel_button.isVisible()
+        window.cancel_button.click()
+    assert cancelled.args == [str((scene / "map.tif").resolve())]
+    assert not window.indexed and "cancelled" in window.message_label.text()
+    assert not window.progress_widget.isVisible()
+    assert window.results.entries[0].status == "waiting for map"
+    # opening the map again indexes it and localises the waiting photo
+    with qtbot.waitSignal(window.map_indexed, timeout=RESULT_TIMEOUT_MS):
+        window.open_map(str(scene / "map.tif"))
+    wait_for_all_results(qtbot, window, 1)

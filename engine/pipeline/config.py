@@ -19,7 +19,8 @@ class LocalizerConfig:
     cache_dir: str | os.PathLike | None = None   # None: $VIEWFINDER_CACHE or ~/.cache/viewfinder
     use_cache: bool = True
     batch_size: int = 8                       # tiles per model call (CPU: 4-8 is fastest)
-    reader_threads: int = 2
+    #: tile-reading threads; one reads ~1000 tiles/s, so small CPU machines keep their cores for the model
+    reader_threads: int = field(default_factory=lambda: max(1, min(4, (os.cpu_count() or 2) // 4)))
     prefetch_batches: int = 4
     search: str = EXACT                       # "exact" inner product or "ivf" for millions of tiles
     ivf_lists: int | None = None              # None: 4 * sqrt(tiles)

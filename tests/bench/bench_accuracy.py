@@ -13,7 +13,9 @@ so both see the same batches. Environment (defaults in brackets):
     VIEWFINDER_BENCH_BUDGET_MIN [20]     VIEWFINDER_BENCH_TRAIN_WORLDS [2] (per biome)
     VIEWFINDER_BENCH_TRAIN_PHOTOS [1000] VIEWFINDER_BENCH_EVAL_PHOTOS [1000]
     VIEWFINDER_BENCH_DEVICE [auto]       VIEWFINDER_BENCH_EPOCHS [from the budget]
-    VIEWFINDER_BENCH_BATCH [32]
+    VIEWFINDER_BENCH_BATCH [32]          VIEWFINDER_BENCH_PARALLEL [1 on a CPU with 2+ cores]
+On the CPU, arms (b) and (c) train side by side in two processes with half the cores each: one thread per
+model is faster than two on the 2-core machine (docs/benchmarks.md), so both arms get the whole budget.
 Data is generated once and cached under out/bench-data/ (one folder per data spec); runs go to
 out/bench-runs/. The default budget is meant for a GPU; a CPU run needs a small one (see docs/benchmarks.md).
 """
@@ -25,6 +27,8 @@ import math
 import os
 import time
 import tomllib
+from concurrent.futures import ProcessPoolExecutor
+from multiprocessing import get_context
 from pathlib import Path
 
 import torch
@@ -101,16 +105,29 @@ def _config(arm: str, train_root: Path, epochs: int, steps_per_epoch: int, devic
     return TrainConfig.from_dict(raw, base_dir=CONFIGS, source=path)
 
 
-def _calibrate(train_root: Path, device: str, threads: int) -> float:
-    """Seconds per optimiser step of arm (c) with `threads` torch threads (the first, warm-up step left out)."""
-    config = _config("c", train_root, 1, CALIBRATION_STEPS, device)
-    config.train.out = RUNS / f"calibration-{threads}"
+def _calibrate(train_root: Path, device: str, threads: int, arm: str = "c") -> float:
+    """Seconds per optimiser step of `arm` with `threads` torch threads (the first, warm-up step left out)."""
+    config = _config(arm, train_root, 1, CALIBRATION_STEPS, device)
+    config.train.out = RUNS / f"calibration-{arm}-{threads}"
     config.train.threads = threads
     config.sampler.mode = "gps"
-    progress = _Progress(f"c (timing, {threads} threads)")
+    progress = _Progress(f"{arm} (timing, {threads} threads)")
     Trainer(config, progress).run(overwrite=True)
     times = progress.step_times
     return (times[-1] - times[1]) / max(1, len(times) - 2)
+
+
+def _side_by_side(function, arguments: dict[str, tuple]) -> dict[str, object]:
+    """Run function(*arguments[arm]) for every arm at once, one spawned process each."""
+    with ProcessPoolExecutor(max_workers=len(arguments), mp_context=get_context("spawn")) as pool:
+        futures = {arm: pool.submit(function, *args) for arm, args in arguments.items()}
+        return {arm: future.result() for arm, future in futures.items()}
+
+
+def _train_arm(arm: str, train_root: Path, epochs: int, steps: int, device: str, threads: int):
+    config = _config(arm, train_root, epochs, steps, device)
+    config.train.threads = threads
+    return Trainer(config, _Progress(arm)).run(overwrite=True)
 
 
 def _plan(train_pairs: int, batch: int, budget_s: float, step_s: float, mine_per_pair_s: float
@@ -139,6 +156,11 @@ def _evaluate(model: CrossViewNet, config: TrainConfig, eval_reader, arm: str) -
     return {"report": report}
 
 
+def _parallel(device: str) -> bool:
+    cuda = device.startswith("cuda") or (device == "auto" and torch.cuda.is_available())
+    return bool(_env("VIEWFINDER_BENCH_PARALLEL", int(not cuda and (os.cpu_count() or 1) >= 2)))
+
+
 def _thread_choice(train_root: Path, device: str, batch: int) -> tuple[int, float, list[dict]]:
     """(threads, seconds per step of arm (c), throughput rows). On the CPU both 1 thread and all cores are
     timed and the faster is used: on a shared machine a multi-thread OpenMP team can stall for seconds."""
@@ -158,6 +180,15 @@ def _thread_choice(train_root: Path, device: str, batch: int) -> tuple[int, floa
     return threads, timings[threads], rows
 
 
+def _side_by_side_timing(train_root: Path, device: str, batch: int) -> tuple[int, float, list[dict]]:
+    """Both arms timed at once, each with half the cores, as they will train; the plan uses arm (c)'s time."""
+    threads = max(1, (os.cpu_count() or 1) // len(ARMS))
+    timings = _side_by_side(_calibrate, {arm: (train_root, device, threads, arm) for arm in ARMS})
+    rows = [{"arm": f"{arm} (beside the other arm)", "device": "CPU", "threads": threads, "batch": batch,
+             "s / step": step_s, "pairs / s": batch / step_s, "used": "yes"} for arm, step_s in timings.items()]
+    return threads, timings["c"], rows
+
+
 def run() -> list[dict]:
     started = time.perf_counter()
     device = os.environ.get("VIEWFINDER_BENCH_DEVICE", "auto")
@@ -171,12 +202,15 @@ def run() -> list[dict]:
 
     batch = _config("c", train_root, 1, 1, device).train.batch_size
     previous_threads = torch.get_num_threads()
-    threads, step_s, throughput_rows = _thread_choice(train_root, device, batch)
+    parallel = _parallel(device)
+    threads, step_s, throughput_rows = (_side_by_side_timing if parallel else _thread_choice)(train_root, device,
+                                                                                              batch)
     torch.set_num_threads(threads)
     mine_per_pair_s = step_s / batch * 0.4     # a mining pass: forward only, no loss
     epochs, steps = _plan(train_pairs, batch, budget_s, step_s, mine_per_pair_s)
-    _log(f"arm (c) takes {step_s:.2f} s per step of {batch} with {threads} threads; budget "
-         f"{budget_s / 60:.1f} min -> {epochs} epochs x {steps} steps for both trained arms")
+    _log(f"arm (c) takes {step_s:.2f} s per step of {batch} with {threads} threads"
+         f"{' beside arm (b)' if parallel else ''}; budget {budget_s / 60:.1f} min -> {epochs} epochs x {steps} "
+         f"steps for both trained arms")
 
     results: dict[str, dict] = {}
     base_config = _config("c", train_root, epochs, steps, device)
@@ -184,16 +218,17 @@ def run() -> list[dict]:
     untrained = CrossViewNet(base_config.model)
     results["a"] = {**_evaluate(untrained, base_config, eval_reader, "a"), "summary": None}
     _log(f"arm (a) R@1 {results['a']['report'].overall['R@1']:.4f}")
-    for arm in ("b", "c"):
+    arguments = {arm: (arm, train_root, epochs, steps, device, threads) for arm in ARMS}
+    summaries = (_side_by_side(_train_arm, arguments) if parallel
+                 else {arm: _train_arm(*args) for arm, args in arguments.items()})
+    for arm, summary in summaries.items():
         config = _config(arm, train_root, epochs, steps, device)
-        config.train.threads = threads
-        summary = Trainer(config, _Progress(arm)).run(overwrite=True)
         model = CrossViewNet.load(summary.last_checkpoint)
         results[arm] = {**_evaluate(model, config, eval_reader, arm), "summary": summary}
         _log(f"arm ({arm}) R@1 {results[arm]['report'].overall['R@1']:.4f}, {summary.pairs_per_second:.1f} pairs/s")
     torch.set_num_threads(previous_threads)
     return _sections(results, epochs, steps, batch, train_pairs, train_spec, eval_spec, budget_s, throughput_rows,
-                     threads, time.perf_counter() - started)
+                     threads, parallel, time.perf_counter() - started)
 
 
 def _name(arm: str) -> str:
@@ -201,7 +236,8 @@ def _name(arm: str) -> str:
 
 
 def _sections(results: dict, epochs: int, steps: int, batch: int, train_pairs: int, train_spec, eval_spec,
-              budget_s: float, throughput_rows: list[dict], threads: int, seconds: float) -> list[dict]:
+              budget_s: float, throughput_rows: list[dict], threads: int, parallel: bool,
+              seconds: float) -> list[dict]:
     biome_rows, fov_rows, fine_rows, train_rows = [], [], [], []
     for arm, result in results.items():
         report = result["report"]
@@ -246,7 +282,9 @@ def _sections(results: dict, epochs: int, steps: int, batch: int, train_pairs: i
     budget_note = (f"Budget: {budget_s / 60:.1f} min of training per arm on "
                    f"{'GPU ' + torch.cuda.get_device_name(0) if torch.cuda.is_available() else 'CPU'}, sized on "
                    f"arm (c): {epochs} epochs x {steps} steps of {batch} pairs for both (b) and (c), same seeds "
-                   f"and batches, {threads} torch thread(s). Whole benchmark {seconds / 60:.0f} min. Settings: "
+                   f"and batches, {threads} torch thread(s)"
+                   f"{' per arm, (b) and (c) trained side by side' if parallel else ''}. Whole benchmark "
+                   f"{seconds / 60:.0f} min. Settings: "
                    + (", ".join(f"{k}={v}" for k, v in sorted(os.environ.items()) if k.startswith("VIEWFINDER_BENCH_"))
                       or "defaults") + ".")
     sections = [
@@ -263,7 +301,9 @@ def _sections(results: dict, epochs: int, steps: int, batch: int, train_pairs: i
          "notes": "Pairs/s over the optimiser steps (data loading included; hard-negative mining excluded)."},
     ]
     sections.append({"section": "Accuracy: training throughput", "rows": throughput_rows,
-                     "notes": f"{CALIBRATION_STEPS} optimiser steps of arm (c) (InfoNCE + CAFR + fine head, "
+                     "notes": f"{CALIBRATION_STEPS} optimiser steps (arm (c): InfoNCE + CAFR + fine head; "
                               "ground 192 x 128, tiles 128 x 128 px) after one warm-up step, data loading "
-                              "included; the faster thread count trains both arms."})
+                              "included. " + ("Both arms timed at once, each with its share of the cores, as "
+                                              "they then train." if parallel else
+                                              "The faster thread count trains both arms.")})
     return sections

@@ -89,7 +89,7 @@ def shoot_training(window, out: Path) -> None:
         dialog.out_edit.setText(str(Path(run) / "run"))
         if not dialog.start():
             raise RuntimeError(f"screenshots: training did not start: {dialog.status_label.text()}")
-        wait_until(lambda: dialog.job is None, 1200, "the short training run")
+        wait_until(lambda: not dialog.running, 1200, "the short training run")
         settle(0.8)
         dialog.grab().save(str(out / "app-training.png"))
     dialog.close()

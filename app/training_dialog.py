@@ -11,7 +11,7 @@ from pathlib import Path
 import pyqtgraph as pg
 from PySide6.QtCore import Qt, QTimer, Signal
 from PySide6.QtGui import QColor, QFont
-from PySide6.QtWidgets import (QButtonGroup, QCheckBox, QComboBox, QDialog, QDoubleSpinBox, QFileDialog,
+from PySide6.QtWidgets import (QApplication, QButtonGroup, QCheckBox, QComboBox, QDialog, QDoubleSpinBox, QFileDialog,
                                QFormLayout, QGroupBox, QHBoxLayout, QLabel, QLineEdit, QPlainTextEdit,
                                QProgressBar, QPushButton, QRadioButton, QSpinBox, QSplitter, QVBoxLayout, QWidget)
 
@@ -74,6 +74,7 @@ class TrainingDialog(QDialog):
         self.setWindowTitle("Train model")
         self.resize(1040, 680)
         self.job: TrainingJob | None = None
+        self.running = False            # from start until the run reports its outcome
         self.summary = None
         self.cancel_requested_at: float | None = None
         self.losses: list[float] = []
@@ -350,8 +351,11 @@ class TrainingDialog(QDialog):
 
     # ------------------------------------------------------------ running
     def start(self) -> bool:
-        if self.job is not None:
+        if self.running:
             return False
+        if self.job is not None:     # the last run reported; its process may still be exiting
+            self.job.wait()
+            self._on_thread_finished(self.job)
         try:
             config = self.build_config()
         except (ConfigError, OSError, ValueError) as exc:
@@ -378,7 +382,9 @@ class TrainingDialog(QDialog):
         self.job.checkpoint.connect(lambda path: self._log(f"checkpoint {path}"))
         self.job.succeeded.connect(self._on_succeeded)
         self.job.failed.connect(self._on_failed)
-        self.job.finished.connect(self._on_thread_finished)
+        job = self.job
+        job.finished.connect(lambda: self._on_thread_finished(job))
+        self.running = True
         self._set_running(True)
         self.status_label.setText(f"Training on {config.data.kind} data ({config.train.device})…")
         self._log(f"start: {self.config_path()} -> {config.train.out}" + (" (resumed)" if resume else ""))
@@ -386,7 +392,7 @@ class TrainingDialog(QDialog):
         return True
 
     def cancel(self) -> None:
-        if self.job is not None:
+        if self.running and self.job is not None:
             self.cancel_requested_at = time.perf_counter()
             self.job.cancel()
             self.status_label.setText("Cancelling…")
@@ -394,10 +400,12 @@ class TrainingDialog(QDialog):
 
     def stop(self) -> None:
         """Cancel a run and wait for its thread (the window is closing)."""
-        if self.job is not None:
-            self.job.cancel()
-            self.job.wait()
-            self._on_thread_finished()
+        job = self.job
+        if job is not None:
+            job.cancel()
+            job.wait()
+            QApplication.sendPostedEvents(job)            # deliver its last reports before it goes
+            self._on_thread_finished(job)
 
     def _set_running(self, running: bool) -> None:
         self.start_button.setEnabled(not running)
@@ -461,22 +469,32 @@ class TrainingDialog(QDialog):
         self.progress.setRange(0, 1)
         self.progress.setValue(1)
         self.progress.setFormat(summary.stopped)
+        self._end_run()
 
     def _on_failed(self, reason: str) -> None:
         self.status_label.setText(f"Training stopped: {reason}")
         self._log(self.status_label.text())
+        self._end_run()
 
-    def _on_thread_finished(self) -> None:
+    def _end_run(self) -> None:
+        """The run reported its outcome (its process may still be exiting)."""
+        if not self.running:
+            return
+        self.running = False
         self._curve_timer.stop()
         self._redraw_curves()
-        job, self.job = self.job, None
-        if job is not None:
-            job.deleteLater()
         self._set_running(False)
         if self.summary is not None:
             self.run_finished.emit(self.summary)
         else:
             self.run_failed.emit(self.status_label.text())
+
+    def _on_thread_finished(self, job: TrainingJob) -> None:
+        if job is None or job is not self.job:
+            return               # already cleaned up
+        self.job = None
+        job.deleteLater()
+        self._end_run()          # in case no outcome arrived (the thread reports one whenever it can)
 
     def _trained_model(self) -> Path | None:
         if self.summary is None:

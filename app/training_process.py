@@ -3,7 +3,8 @@
 Training runs in its own process, not a thread: parts of the training pipeline hold the GIL for 100 ms and
 more (GDAL writing a dataset's GeoJSON, colour augmentation), which would freeze the GUI thread. The child
 reports through a pipe as tuples: (kind, *values) with kind step / epoch / checkpoint / log / progress,
-and last done (TrainSummary) or failed (reason). Setting `cancel_event` stops the run at the next step.
+and last done (TrainSummary) or failed (reason). Anything arriving on `cancel_connection`, or the parent
+closing it (the app went away), stops the run at the next step.
 No Qt here, so the child starts quickly.
 """
 from __future__ import annotations
@@ -43,14 +44,22 @@ def _one_line(exc: BaseException) -> str:
     return text.splitlines()[0]
 
 
-def train_in_child(config: TrainConfig, resume: bool, overwrite: bool, connection, cancel_event) -> None:
+def _cancel_when_told(cancel_connection, token: CancelToken) -> None:
+    try:
+        cancel_connection.recv()
+    except (EOFError, OSError):
+        pass
+    token.cancel()
+
+
+def train_in_child(config: TrainConfig, resume: bool, overwrite: bool, connection, cancel_connection) -> None:
     """Process target: train, stream progress, send the summary or the reason it failed."""
     try:
         os.nice(CHILD_NICENESS)
     except (AttributeError, OSError):
         pass
     token = CancelToken()
-    threading.Thread(target=lambda: (cancel_event.wait(), token.cancel()), daemon=True,
+    threading.Thread(target=_cancel_when_told, args=(cancel_connection, token), daemon=True,
                      name="cancel-watch").start()
     try:
         summary = Trainer(config, PipeCallbacks(connection), token).run(resume=resume, overwrite=overwrite)

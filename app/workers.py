@@ -237,18 +237,26 @@ class TrainingJob(QThread):
         self.resume = resume
         self.overwrite = overwrite
         self._context = multiprocessing.get_context("spawn")     # no fork of a threaded Qt process
-        self._cancel_event = self._context.Event()
+        self._cancel_reader, self._cancel_writer = self._context.Pipe(duplex=False)
+        self._cancel_lock = threading.Lock()
 
     def cancel(self) -> None:
-        self._cancel_event.set()
+        with self._cancel_lock:
+            if self._cancel_writer.closed:
+                return
+            try:
+                self._cancel_writer.send("cancel")
+            except OSError:
+                pass           # the process is gone already
 
     def run(self) -> None:
         reader, writer = self._context.Pipe(duplex=False)
         process = self._context.Process(
-            target=train_in_child, args=(self.config, self.resume, self.overwrite, writer, self._cancel_event),
+            target=train_in_child, args=(self.config, self.resume, self.overwrite, writer, self._cancel_reader),
             name="viewfinder-training", daemon=True)
         process.start()
         writer.close()
+        self._cancel_reader.close()
         outcome = None
         while outcome is None:
             try:
@@ -262,6 +270,8 @@ class TrainingJob(QThread):
             outcome = self._relay(message)
         reader.close()
         process.join()
+        with self._cancel_lock:
+            self._cancel_writer.close()
         if outcome is None:
             self.failed.emit(f"the training process ended without a result (exit code {process.exitcode})")
 

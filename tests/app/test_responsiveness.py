@@ -71,9 +71,9 @@ def test_no_event_loop_gap_over_100_ms_while_indexing_and_training(qtbot, make_w
     probe.start()
     assert dialog.start()
     dialog.job.step.connect(lambda *args: train_steps.append(time.perf_counter()))
-    qtbot.waitUntil(lambda: bool(train_steps) or dialog.job is None, timeout=RESULT_TIMEOUT_MS)
+    qtbot.waitUntil(lambda: bool(train_steps) or not dialog.running, timeout=RESULT_TIMEOUT_MS)
     assert drop_paths(window, [larger_map])                               # index while training runs
-    qtbot.waitUntil(lambda: window.indexed and dialog.job is None, timeout=RESULT_TIMEOUT_MS * 2)
+    qtbot.waitUntil(lambda: window.indexed and not dialog.running, timeout=RESULT_TIMEOUT_MS * 2)
     gaps = probe.stop()
 
     assert dialog.summary is not None and dialog.summary.stopped == "completed", dialog.status_label.text()

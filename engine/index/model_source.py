@@ -21,6 +21,7 @@ log = logging.getLogger(__name__)
 RESOURCES = Path(__file__).resolve().parents[2] / "resources"
 DEFAULT_MODEL_PATH = RESOURCES / "models" / "viewfinder-default.safetensors"
 UNTRAINED_SEED = 0
+DEFAULT_MODEL_NAME = DEFAULT_MODEL_PATH.relative_to(RESOURCES.parent).as_posix()    # for reports: no machine path
 
 
 @dataclass
@@ -49,11 +50,11 @@ def load_model(source: CrossViewNet | str | os.PathLike | None = None,
     elif source is not None:
         model, description = CrossViewNet.load(source), f"checkpoint {source}"
     elif DEFAULT_MODEL_PATH.is_file():
-        model, description = CrossViewNet.load(DEFAULT_MODEL_PATH), f"shipped default model {DEFAULT_MODEL_PATH}"
+        model, description = CrossViewNet.load(DEFAULT_MODEL_PATH), f"shipped default model {DEFAULT_MODEL_NAME}"
     else:
         model = untrained_default_model()
         description = ("untrained CrossViewNet (ImageNet backbone, random heads; no trained model at "
-                       f"{DEFAULT_MODEL_PATH})")
+                       f"{DEFAULT_MODEL_NAME})")
     model.prepare_for_inference(device)
     loaded = LoadedModel(model, model_fingerprint(model, model.config.to_dict()), description)
     log.info("model: %s (id %s)", description, loaded.short_id)

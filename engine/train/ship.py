@@ -16,13 +16,27 @@ from typing import Any
 from engine.geo.atomic import write_text_atomic
 from engine.model import CheckpointError, CrossViewNet
 
-RESOURCES_MODELS = Path(__file__).resolve().parents[2] / "resources" / "models"
+REPO_ROOT = Path(__file__).resolve().parents[2]
+RESOURCES_MODELS = REPO_ROOT / "resources" / "models"
 DEFAULT_NAME = "viewfinder-default"
 MAX_BYTES = 30 * 1024 * 1024
 
 
 class ShipError(ValueError):
     """The model cannot be shipped (too large, not a trained checkpoint)."""
+
+
+def portable(value: Any, root: Path = REPO_ROOT) -> Any:
+    """`value` with this machine's paths taken out: paths under `root` become relative, other absolute paths
+    keep only their last part (a shipped model travels to other machines)."""
+    if isinstance(value, dict):
+        return {key: portable(item, root) for key, item in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [portable(item, root) for item in value]
+    if not isinstance(value, str):
+        return value
+    value = value.replace(f"{root}/", "")
+    return " ".join(Path(word).name if word.startswith("/") and len(word) > 1 else word for word in value.split(" "))
 
 
 def _markdown_table(rows: list[dict]) -> str:
@@ -103,7 +117,7 @@ def ship_model(checkpoint: str | Path, folder: str | Path = RESOURCES_MODELS, *,
                benchmark_json: str | Path | None = None, max_bytes: int = MAX_BYTES) -> dict[str, Path]:
     """Copy a trained checkpoint into `folder` as `name`.safetensors + `name`.json + MODEL_CARD.md."""
     model = CrossViewNet.load(checkpoint)
-    training = model.metadata.get("training", {})
+    training = portable(model.metadata.get("training", {}))
     if training.get("trainer") != "engine.train":
         raise ShipError(f"{checkpoint}: not a checkpoint written by the trainer (no training summary)")
     folder = Path(folder)

@@ -9,7 +9,7 @@ import torch
 from engine.model import CrossViewNet
 from engine.model.checkpoint import read_checkpoint
 from engine.train import Trainer
-from engine.train.ship import ShipError, main, ship_model
+from engine.train.ship import ShipError, main, portable, ship_model
 from tests.engine.train.conftest import tiny_config
 
 
@@ -38,6 +38,22 @@ def test_ship_writes_weights_sidecar_and_card(trained, tmp_path):
                    "synthetic-cvnaf", "Limitations"):
         assert needle in card, needle
     assert CrossViewNet.load(paths["weights"]).config == CrossViewNet.load(trained).config
+
+
+def test_shipped_files_carry_no_paths_of_this_machine(trained, tiny_dataset, tmp_path):
+    paths = ship_model(trained, tmp_path / "models")
+    _, metadata = read_checkpoint(paths["weights"])
+    for text in (json.dumps(metadata), paths["metadata"].read_text(), paths["card"].read_text()):
+        assert str(tiny_dataset) not in text and str(tmp_path) not in text
+    assert metadata["training"]["config"]["data"]["root"] == tiny_dataset.name
+
+
+def test_portable_makes_repository_paths_relative_and_drops_other_folders(tmp_path):
+    root = tmp_path / "repo"
+    raw = {"command": f"{root}/tests/bench/run_all.py accuracy", "roots": [f"{root}/out/data", "/data/x/cvusa"],
+           "steps": 3, "lr": 0.1, "name": "a b"}
+    assert portable(raw, root) == {"command": "tests/bench/run_all.py accuracy", "roots": ["out/data", "cvusa"],
+                                   "steps": 3, "lr": 0.1, "name": "a b"}
 
 
 def test_ship_refuses_oversized_and_untrained_models(trained, tmp_path):

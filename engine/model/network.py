@@ -161,6 +161,8 @@ class CrossViewNet(nn.Module):
             "parameters": self.parameter_count(),
             "training": training,
             "software": {"torch": torch.__version__, "timm": timm.__version__},
+            # measured accuracy the engine uses to weigh the model against priors (set when shipped)
+            **({"calibration": self.metadata["calibration"]} if "calibration" in self.metadata else {}),
         }
 
     def save(self, path: str | Path, training_summary: dict[str, Any] | None = None) -> Path:

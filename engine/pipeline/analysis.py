@@ -5,9 +5,13 @@ Confidence of a candidate = P(tile) x P(cell):
   descriptors were trained with), i.e. the model's own probability that this tile is the match among the
   retrieved ones.
 - P(cell): the fine head's probability of the chosen grid cell, multiplied by the prior weights of that
-  cell (position prior: exp(-d^2 / 2 sigma^2) of the cell's predicted position from the prior point;
-  heading prior: exp(kappa (cos(dh) - 1)), kappa = 1 / tolerance^2 in radians). Both weights are 1 at the
-  prior's mode and without priors, so the confidence never exceeds the model's own probability.
+  cell (position prior: exp(-d^2 / 2 (s^2 + sigma^2)) of the cell's predicted position from the prior point,
+  s the spread of the head's position within a cell, sigma the prior's; heading prior:
+  exp(kappa (cos(dh) - 1)), kappa = 1 / tolerance^2 in radians). Both weights are 1 at the prior's mode and
+  without priors, so the confidence never exceeds the model's own probability.
+With a position prior the camera is the inverse-variance fusion of the chosen cell's position and the prior
+point (two Gaussian estimates of one position), so a vague prior barely moves the model's answer and a sharp
+one (survey-grade GPS) dominates it.
 Both factors grow with the evidence, so the confidence is monotonic in each, lies in [0, 1], and the
 confidences of one photo's candidates sum to at most 1.
 """
@@ -57,11 +61,13 @@ class FineChoice:
 def choose_cell(probabilities: np.ndarray, offsets: np.ndarray, heading_vectors: np.ndarray,
                 cell_size_px: tuple[float, float], tile: TileFrame,
                 prior_xy: tuple[float, float, float] | None = None,
-                prior_heading: tuple[float, float] | None = None) -> FineChoice:
-    """Pick the grid cell maximising probability x prior weight.
+                prior_heading: tuple[float, float] | None = None, cell_sigma_px: float | None = None
+                ) -> FineChoice:
+    """Pick the grid cell maximising probability x prior weight; fuse its position with a position prior.
 
     probabilities (N*N,), offsets (N*N, 2) in [0, 1], heading_vectors (N*N, 2) as (sin, cos);
-    prior_xy = (x, y, sigma_m) in map CRS; prior_heading = (heading_deg, tolerance_deg).
+    prior_xy = (x, y, sigma_m) in map CRS; prior_heading = (heading_deg, tolerance_deg); cell_sigma_px: the
+    1-sigma spread of the head's position inside its cell (default half a cell).
     Without priors this is the head's own arg-max, the position the model itself decodes.
     """
     cells = probabilities.size
@@ -71,16 +77,24 @@ def choose_cell(probabilities: np.ndarray, offsets: np.ndarray, heading_vectors:
     py = (rows + offsets[:, 1]) * cell_size_px[1]
     headings = np.rad2deg(np.arctan2(heading_vectors[:, 0], heading_vectors[:, 1])) % 360.0
     weights = np.ones(cells, dtype=np.float64)
+    if cell_sigma_px is None:
+        cell_sigma_px = 0.5 * float(np.mean(cell_size_px))
+    model_var = (cell_sigma_px * tile.metres_per_px) ** 2
     if prior_xy is not None:
         x, y = tile.tile_to_map(px, py)
         distance2 = (x - prior_xy[0]) ** 2 + (y - prior_xy[1]) ** 2
-        weights *= np.exp(-0.5 * distance2 / prior_xy[2] ** 2)
+        weights *= np.exp(-0.5 * distance2 / (model_var + prior_xy[2] ** 2))
     if prior_heading is not None:
         kappa = 1.0 / np.deg2rad(prior_heading[1]) ** 2
         weights *= np.exp(kappa * (np.cos(np.deg2rad(heading_difference(headings, prior_heading[0]))) - 1.0))
     best = int(np.argmax(probabilities * weights))
-    return FineChoice((float(px[best]), float(py[best])), float(headings[best]), float(probabilities[best]),
-                      float(weights[best]))
+    position = (float(px[best]), float(py[best]))
+    if prior_xy is not None:
+        share = model_var / (model_var + prior_xy[2] ** 2)      # how far the prior pulls the cell's position
+        fused_x = x[best] + share * (prior_xy[0] - x[best])
+        fused_y = y[best] + share * (prior_xy[1] - y[best])
+        position = tuple(float(v) for v in tile.map_to_tile(fused_x, fused_y))
+    return FineChoice(position, float(headings[best]), float(probabilities[best]), float(weights[best]))
 
 
 def overlap_region(attention: np.ndarray, grid_transform: Affine, threshold: float,

@@ -30,6 +30,8 @@ class LocalizerConfig:
     overlap_threshold: float = 0.5            # overlap region: finest attention above this share of its max
     overlap_simplify_m: float = 2.0           # Douglas-Peucker tolerance of the overlap polygons
     merge_radius_m: float = 12.0              # candidates' positions closer than this become one position
+    #: 1-sigma error of the fine head's position, in grid cells, for models without a measured one
+    fine_sigma_cells: float = 0.5
     score_surface: bool = True                # attach the map-wide score raster to every result
     priors: PriorSettings = field(default_factory=PriorSettings)
 
@@ -40,6 +42,8 @@ class LocalizerConfig:
             raise ValueError("batch_size, reader_threads, prefetch_batches and top_k must be at least 1")
         if not 0.0 < self.overlap_threshold < 1.0:
             raise ValueError(f"overlap_threshold must be in (0, 1), got {self.overlap_threshold}")
+        if self.fine_sigma_cells <= 0:
+            raise ValueError(f"fine_sigma_cells must be positive, got {self.fine_sigma_cells}")
         if self.merge_radius_m < 0 or self.overlap_simplify_m < 0:
             raise ValueError("merge_radius_m and overlap_simplify_m must not be negative")
         if self.search not in (EXACT, IVF):

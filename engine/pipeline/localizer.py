@@ -2,6 +2,8 @@
 fine camera position per tile -> merged, ranked positions in map CRS and lon/lat."""
 from __future__ import annotations
 
+import dataclasses
+
 import logging
 import math
 import os
@@ -33,6 +35,7 @@ from engine.pipeline.results import DONE, FAILED, Candidate, GeoGrid, Localizati
 from engine.progress import CancelToken, ProgressCallback
 
 log = logging.getLogger(__name__)
+RAYLEIGH_MEDIAN = math.sqrt(2.0 * math.log(2.0))
 
 PHOTO_STEPS = ("decode", "embed", "search", "tiles", "attention", "fine", "analysis")
 
@@ -153,7 +156,9 @@ class Localizer:
             fine = self.model.localize_fine(ground, satellite)
             step("fine")
 
-        candidates = self._candidates(gallery, rows, scores, attention, fine, priors)
+        # a prior that missed the map must not pull the camera off it
+        used = priors if "position_prior_unused" not in notes else dataclasses.replace(priors, position=None)
+        candidates = self._candidates(gallery, rows, scores, attention, fine, used)
         positions = merge_candidates(candidates, self.config.merge_radius_m, gallery.crs)
         surface = gallery.score_surface(descriptor) if self.config.score_surface else None
         step("analysis")
@@ -161,6 +166,15 @@ class Localizer:
             status=DONE, photo_sha256=photo.sha256, fov_deg=priors.fov_deg, candidates=candidates,
             positions=positions, priors={**priors.to_json(), **notes}, timings_ms=timings, created=_now(),
             score_surface=surface, **base)
+
+    def fine_sigma_px(self, cell_size_px: tuple[float, float]) -> float:
+        """1-sigma error of the fine head's camera position in tile pixels: from the model's measured median
+        error when it carries one (median of a 2-D Gaussian's radial error = 1.1774 sigma), else a guess
+        in grid cells from the config."""
+        measured = self.model.metadata.get("calibration", {}).get("fine_median_error_m")
+        if measured:
+            return float(measured) / RAYLEIGH_MEDIAN / self.model.config.metres_per_pixel
+        return self.config.fine_sigma_cells * float(np.mean(cell_size_px))
 
     def _search(self, gallery: Gallery, descriptor: np.ndarray, priors: Priors
                 ) -> tuple[np.ndarray, np.ndarray, dict]:
@@ -196,11 +210,12 @@ class Localizer:
         probabilities, offsets, headings = (_numpy(t) for t in (fine.probabilities, fine.offsets,
                                                                  fine.heading_vectors))
         fine_cell = Affine.scale(*fine.cell_size_px)
+        fine_sigma_px = self.fine_sigma_px(fine.cell_size_px)
         candidates = []
         for index, (row, score) in enumerate(zip(rows, scores)):
             tile = gallery.tiles[int(row)]
             choice = choose_cell(probabilities[index].reshape(-1), offsets[index], headings[index],
-                                 fine.cell_size_px, tile, prior_xy, prior_heading)
+                                 fine.cell_size_px, tile, prior_xy, prior_heading, fine_sigma_px)
             x, y = tile.tile_to_map(*choice.position_px)
             grids = [GeoGrid(level[index].astype(np.float32), tile.transform @ Affine.scale(*size), gallery.crs_name)
                      for level, size in zip(maps, cell_sizes)]

@@ -20,6 +20,7 @@ REPO_ROOT = Path(__file__).resolve().parents[2]
 RESOURCES_MODELS = REPO_ROOT / "resources" / "models"
 DEFAULT_NAME = "viewfinder-default"
 MAX_BYTES = 30 * 1024 * 1024
+SHIPPED_ARM = "(c)"      # the benchmark arm whose recipe the shipped model is trained with
 
 
 class ShipError(ValueError):
@@ -90,6 +91,12 @@ def model_card(metadata: dict[str, Any], size_bytes: int, sha256: str, name: str
         f"- Time and hardware: {hours:.2f} h on {hardware.get('device', '?')} x {hardware.get('processes', 1)} "
         f"process(es), torch {hardware.get('torch', '?')}.",
         f"- Last validation metrics: {json.dumps(training.get('last_metrics', {}), sort_keys=True)}",
+    ]
+    if metadata.get("calibration"):
+        lines.append(f"- Calibration: the fine head's median error on the true tile is "
+                     f"{metadata['calibration']['fine_median_error_m']:.1f} m (benchmark below); the engine uses it "
+                     "to weigh the model's camera position against a photo's GPS prior.")
+    lines += [
         "",
         "## Benchmark",
     ]
@@ -113,6 +120,15 @@ def model_card(metadata: dict[str, Any], size_bytes: int, sha256: str, name: str
     return "\n".join(lines)
 
 
+def measured_fine_error(benchmark: dict[str, Any], arm: str = SHIPPED_ARM) -> float | None:
+    """The fine head's median error (m) on the true tile that the accuracy benchmark measured for `arm`."""
+    for section in benchmark.get("sections", []):
+        for row in section.get("rows", []):
+            if str(row.get("arm", "")).startswith(arm) and row.get("fine median m") is not None:
+                return float(row["fine median m"])
+    return None
+
+
 def ship_model(checkpoint: str | Path, folder: str | Path = RESOURCES_MODELS, *, name: str = DEFAULT_NAME,
                benchmark_json: str | Path | None = None, max_bytes: int = MAX_BYTES) -> dict[str, Path]:
     """Copy a trained checkpoint into `folder` as `name`.safetensors + `name`.json + MODEL_CARD.md."""
@@ -120,6 +136,11 @@ def ship_model(checkpoint: str | Path, folder: str | Path = RESOURCES_MODELS, *,
     training = portable(model.metadata.get("training", {}))
     if training.get("trainer") != "engine.train":
         raise ShipError(f"{checkpoint}: not a checkpoint written by the trainer (no training summary)")
+    benchmark = json.loads(Path(benchmark_json).read_text()) if benchmark_json else None
+    fine_error = measured_fine_error(benchmark) if benchmark else None
+    if fine_error is not None:      # lets the engine weigh the model's positions against GPS priors
+        model.metadata["calibration"] = {"fine_median_error_m": fine_error,
+                                         "measured_by": benchmark.get("command", "accuracy benchmark")}
     folder = Path(folder)
     folder.mkdir(parents=True, exist_ok=True)
     weights = folder / f"{name}.safetensors"
@@ -130,7 +151,6 @@ def ship_model(checkpoint: str | Path, folder: str | Path = RESOURCES_MODELS, *,
         raise ShipError(f"{checkpoint}: {size / 1e6:.1f} MB is more than the {max_bytes / 1e6:.0f} MB allowed")
     digest = hashlib.sha256(weights.read_bytes()).hexdigest()
     metadata = CrossViewNet.read_metadata(weights)
-    benchmark = json.loads(Path(benchmark_json).read_text()) if benchmark_json else None
     sidecar = folder / f"{name}.json"
     write_text_atomic(sidecar, json.dumps({**metadata, "file": weights.name, "bytes": size, "sha256": digest},
                                           indent=2, sort_keys=True) + "\n")

@@ -131,6 +131,9 @@ def test_exif_priors_restrict_the_search_and_fill_the_result(scene, indexed):
     assert user.priors["position"]["radius_m"] == 20.0 and user.fov_deg == 33.0
     far = localizer.localize(photo, gallery, PriorOverrides(lonlat=(0.0, 0.0)))
     assert "position_prior_unused" in far.priors and len(far.candidates) == 4
+    for candidate in far.candidates:                   # the unused prior pulls no camera off its tile
+        assert candidate.footprint.contains(Point(candidate.position.x, candidate.position.y))
+        assert candidate.confidence > 0
 
 
 def test_choose_cell_is_the_model_decoding_without_priors_and_follows_priors():
@@ -155,9 +158,37 @@ def test_choose_cell_is_the_model_decoding_without_priors_and_follows_priors():
     # a tight position prior picks the cell nearest to it
     px, py = (target % grid + offsets[target, 0]) * 32, (target // grid + offsets[target, 1]) * 32
     x, y = tile.tile_to_map(px, py)
-    placed = choose_cell(probabilities, offsets, vectors, (32.0, 32.0), tile, prior_xy=(float(x), float(y), 1.0))
+    placed = choose_cell(probabilities, offsets, vectors, (32.0, 32.0), tile, prior_xy=(float(x), float(y), 1.0),
+                         cell_sigma_px=0.5)
     assert placed.position_px == pytest.approx((px, py)) and placed.prior_weight == pytest.approx(1.0)
     assert placed.certainty <= placed.cell_probability
+
+
+def test_a_position_prior_fuses_with_the_cell_position_by_inverse_variance():
+    grid, cell = 4, (32.0, 32.0)
+    tile = TileFrame(1000.0, 2000.0, 128, 128, 0.5)            # 16 m cells
+    offsets = np.full((grid * grid, 2), 0.5)
+    vectors = np.tile([0.0, 1.0], (grid * grid, 1))
+    sure = np.full(grid * grid, 1e-6)
+    sure[5] = 1.0                                               # cell (1, 1): centre at px (48, 48)
+    cell_x, cell_y = (float(v) for v in tile.tile_to_map(48.0, 48.0))
+    prior = (cell_x + 12.0, cell_y - 9.0, 6.0)                   # 15 m away, sigma 6 m
+    # the head's spread in its cell: 8 px = 4 m, so the prior gets 16 / (16 + 36) of the pull
+    fused = choose_cell(sure, offsets, vectors, cell, tile, prior_xy=prior, cell_sigma_px=8.0)
+    x, y = tile.tile_to_map(*fused.position_px)
+    share = 16.0 / 52.0
+    assert (x, y) == pytest.approx((cell_x + 12.0 * share, cell_y - 9.0 * share))
+    assert fused.prior_weight == pytest.approx(np.exp(-0.5 * 225.0 / 52.0))
+    # a model with no opinion: the answer lands between the prior and the nearest cell, closer to the sharper
+    flat = np.full(grid * grid, 1.0 / grid ** 2)
+    vague = choose_cell(flat, offsets, vectors, cell, tile, prior_xy=(cell_x + 3.0, cell_y, 2.0))
+    x, y = tile.tile_to_map(*vague.position_px)
+    assert (x, y) == pytest.approx((cell_x + 3.0 * 64.0 / 68.0, cell_y))   # default spread half a cell: 8 m
+    # a sharp prior (survey GPS) wins; without a prior the model's own position stands
+    sharp = choose_cell(sure, offsets, vectors, cell, tile, prior_xy=(cell_x + 5.0, cell_y, 0.01))
+    assert tile.tile_to_map(*sharp.position_px)[0] == pytest.approx(cell_x + 5.0, abs=0.01)
+    alone = choose_cell(sure, offsets, vectors, cell, tile)
+    assert alone.position_px == pytest.approx((48.0, 48.0))
 
 
 def test_merging_clusters_nearby_candidates():
@@ -247,3 +278,15 @@ def test_photo_copied_elsewhere_gets_the_same_answer(scene, indexed, tmp_path):
     a, b = localizer.localize(photo, gallery), localizer.localize(copy, gallery)
     assert a.photo_sha256 == b.photo_sha256
     assert replace(a.best.position) == b.best.position
+
+
+def test_a_measured_fine_error_sets_how_much_the_model_counts_against_priors(indexed):
+    localizer, _ = indexed
+    model = localizer.model
+    assert "calibration" not in model.metadata
+    assert localizer.fine_sigma_px((32.0, 32.0)) == pytest.approx(16.0)        # half a cell without a measure
+    model.metadata["calibration"] = {"fine_median_error_m": 20.0 * np.sqrt(2 * np.log(2))}
+    try:
+        assert localizer.fine_sigma_px((32.0, 32.0)) == pytest.approx(20.0 / model.config.metres_per_pixel)
+    finally:
+        del model.metadata["calibration"]

@@ -25,7 +25,9 @@ def test_ship_writes_weights_sidecar_and_card(trained, tmp_path):
     bench.write_text(json.dumps({"command": "python -m tests.bench.run_all accuracy", "date": "2026-01-01",
                                  "machine": {"cpu": "test cpu"},
                                  "sections": [{"section": "Accuracy: per biome", "rows": [{"arm": "c", "R@1": 12.5}],
-                                               "notes": "a note"}]}))
+                                               "notes": "a note"},
+                                              {"section": "fine", "rows": [{"arm": "(b) x", "fine median m": 30.0},
+                                                                           {"arm": "(c) y", "fine median m": 7.5}]}]}))
     paths = ship_model(trained, tmp_path / "models", benchmark_json=bench)
     shipped, metadata = read_checkpoint(paths["weights"])
     original, _ = read_checkpoint(trained)
@@ -38,6 +40,10 @@ def test_ship_writes_weights_sidecar_and_card(trained, tmp_path):
                    "synthetic-cvnaf", "Limitations"):
         assert needle in card, needle
     assert CrossViewNet.load(paths["weights"]).config == CrossViewNet.load(trained).config
+    # the measured fine error of arm (c) travels with the weights, for weighing positions against priors
+    assert metadata["calibration"]["fine_median_error_m"] == 7.5 and sidecar["calibration"] == metadata["calibration"]
+    assert "7.5 m" in card
+    assert "calibration" not in read_checkpoint(ship_model(trained, tmp_path / "bare")["weights"])[1]
 
 
 def test_shipped_files_carry_no_paths_of_this_machine(trained, tiny_dataset, tmp_path):

@@ -236,6 +236,7 @@ def run() -> list[dict]:
             work = Path(folder)
             localizer = Localizer(config=LocalizerConfig(cache_dir=work / "cache"))
             model_note = f"Model: {localizer.model_description}, id {localizer.loaded.short_id}."
+            model_mpp = localizer.model.config.metres_per_pixel
             accuracy = _accuracy_rows(localizer, work)
             throughput = _throughput_rows(localizer, work)
             latency = _latency_rows(localizer, work)
@@ -250,12 +251,12 @@ def run() -> list[dict]:
                   f"EXIF GPS is moved by Gaussian noise (sigma {GPS_SIGMA_M:.0f} m, recorded as "
                   "GPSHPositioningError) as a phone's would be; errors are against the exact camera position. "
                   "'image only' ignores every EXIF prior; 'EXIF GPS prior' uses GPS, compass heading and focal "
-                  "length. top-k 5, tiles with 50 % overlap. An untrained model's retrieval is no better than "
-                  "chance: these numbers are the baseline the trained model is measured against."},
+                  "length. top-k 5, tiles with 50 % overlap. 'EXIF GPS alone' answers the GPS position itself: "
+                  "the model earns its place where 'EXIF GPS prior' beats it."},
         {"section": "Gallery indexing throughput",
          "rows": throughput,
          "notes": f"{model_note} A {THROUGHPUT_SIZE_M:.0f} m urban GeoTIFF (JPEG-compressed, 0.5 m/px, "
-                  f"resampled to the model's 0.6 m/px); {THREADS} torch threads; best and median of "
+                  f"resampled to the model's {model_mpp:g} m/px); {THREADS} torch threads; best and median of "
                   f"{THROUGHPUT_REPEATS} alternating runs (other jobs on this shared machine slow single runs down; "
                   "the best runs are the least disturbed). 'model alone' embeds the same tiles already decoded in "
                   "memory; embed_tiles reads, decodes and resamples them in background threads while the model runs, "

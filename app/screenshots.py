@@ -58,6 +58,8 @@ def shoot_main(window, out: Path) -> None:
     wait_until(lambda: all(e.result is not None for e in window.results.entries), 900,
                f"{count} demo photos to be localised")
     window.results_panel.select_photo(best_photo(window))
+    # the trained model's finest attention is a few 8 m cells; level 1 shows where it spreads
+    window.level_combo.setCurrentIndex(min(1, window.level_combo.count() - 1))
     window.map_layers["score"].set_visible(False)
     settle(1.5)
     wait_until(lambda: window.results_panel.tile_view.image() is not None, 30, "the tile preview")

@@ -4,6 +4,7 @@ It wires widgets to the engine worker; all engine work happens in app.workers, n
 """
 from __future__ import annotations
 
+import gc
 import math
 from pathlib import Path
 
@@ -60,6 +61,16 @@ def format_lonlat(lon: float, lat: float) -> str:
     return f"{abs(lat):.6f}°{'N' if lat >= 0 else 'S'}  {abs(lon):.6f}°{'E' if lon >= 0 else 'W'}"
 
 
+def freeze_long_lived_objects() -> None:
+    """Move every object alive now (modules, Qt wrappers, the model) out of the cyclic collector's reach.
+
+    The app's imports alone leave ~500k tracked objects; a full collection walks them all and, on whichever
+    thread triggers it, holds the GIL for 200-400 ms: the GUI would freeze at random moments. Frozen objects
+    are still freed by reference counting; only cycles among them stay (start-up objects live all session).
+    """
+    gc.freeze()
+
+
 class MainWindow(QMainWindow):
     map_indexed = Signal(object)        # IndexSummary, after the status bar is updated (tests wait on it)
     export_finished = Signal(str)       # path written
@@ -106,6 +117,7 @@ class MainWindow(QMainWindow):
         self.engine = EngineWorker(model_source, device, localizer_config, self)
         self._connect()
         self.engine.start()
+        freeze_long_lived_objects()
 
     # ------------------------------------------------------------ construction
     def _build_docks(self) -> None:
@@ -471,6 +483,7 @@ class MainWindow(QMainWindow):
             self.cursor_label.setText(f"E {x:,.1f}  N {y:,.1f} ({crs})   {format_lonlat(lon, lat)}")
 
     def _on_model_loaded(self, description: str) -> None:
+        freeze_long_lived_objects()
         self.model_label.setText(f"Model: {Path(self.model_path).name if self.model_path else 'default'}")
         self.model_label.setToolTip(description)
 

@@ -54,8 +54,9 @@ def _cancel_when_told(cancel_connection, token: CancelToken) -> None:
 
 def train_in_child(config: TrainConfig, resume: bool, overwrite: bool, connection, cancel_connection) -> None:
     """Process target: train, stream progress, send the summary or the reason it failed."""
-    try:
-        os.nice(CHILD_NICENESS)
+    try:       # on Linux it was born niced by its relay thread (app.workers); elsewhere it lowers itself here
+        if os.getpriority(os.PRIO_PROCESS, 0) < CHILD_NICENESS:
+            os.nice(CHILD_NICENESS - os.getpriority(os.PRIO_PROCESS, 0))
     except (AttributeError, OSError):
         pass
     token = CancelToken()

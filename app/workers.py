@@ -9,6 +9,7 @@ from __future__ import annotations
 import multiprocessing
 import os
 import queue
+import sys
 import threading
 import time
 import traceback
@@ -21,7 +22,7 @@ from engine.pipeline import FAILED, CancelToken, Cancelled, LocalizationResult, 
 from engine.train import TrainConfig
 
 from app.images import PREVIEW_SIZE, THUMBNAIL_SIZE, load_scaled
-from app.training_process import train_in_child
+from app.training_process import CHILD_NICENESS, train_in_child
 
 _STOP = object()
 
@@ -250,6 +251,13 @@ class TrainingJob(QThread):
                 pass           # the process is gone already
 
     def run(self) -> None:
+        if sys.platform.startswith("linux"):
+            # Linux nice is per thread and a child inherits its parent thread's: lowering this relay thread
+            # makes the child yield to the GUI from birth, through its imports and data generation too
+            try:
+                os.setpriority(os.PRIO_PROCESS, 0, os.getpriority(os.PRIO_PROCESS, 0) + CHILD_NICENESS)
+            except OSError:
+                pass
         reader, writer = self._context.Pipe(duplex=False)
         process = self._context.Process(
             target=train_in_child, args=(self.config, self.resume, self.overwrite, writer, self._cancel_reader),

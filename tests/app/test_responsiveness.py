@@ -1,6 +1,7 @@
 """The GUI event loop keeps running while the engine indexes a map and a model trains (both in workers)."""
 from __future__ import annotations
 
+import gc
 import time
 from pathlib import Path
 
@@ -84,3 +85,11 @@ def test_no_event_loop_gap_over_100_ms_while_indexing_and_training(qtbot, make_w
     worst = float(gaps.max())
     assert worst < MAX_GAP_S, (f"event loop blocked {1000 * worst:.0f} ms; gaps over 50 ms: "
                                f"{np.round(1000 * gaps[gaps > 0.05]).astype(int).tolist()}")
+
+
+def test_a_new_window_freezes_start_up_objects_out_of_the_cyclic_collector(make_window):
+    gc.unfreeze()
+    make_window()
+    # the imports of Qt, torch and the app alone are several hundred thousand objects a full collection would walk
+    assert gc.get_freeze_count() > 100_000
+    assert len(gc.get_objects(generation=2)) < gc.get_freeze_count()

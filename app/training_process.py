@@ -19,6 +19,16 @@ from engine.train import TrainCallbacks, TrainConfig, Trainer
 CHILD_NICENESS = 5     # the GUI process stays first in line for the CPU
 
 
+def yield_cpu_to_gui(niceness: int = CHILD_NICENESS) -> None:
+    """Raise the caller's niceness to at least `niceness` (on Linux: the calling thread's only)."""
+    try:
+        current = os.getpriority(os.PRIO_PROCESS, 0)
+        if current < niceness:
+            os.setpriority(os.PRIO_PROCESS, 0, niceness)
+    except (AttributeError, OSError):
+        pass
+
+
 class PipeCallbacks(TrainCallbacks):
     def __init__(self, connection) -> None:
         self.connection = connection
@@ -54,11 +64,7 @@ def _cancel_when_told(cancel_connection, token: CancelToken) -> None:
 
 def train_in_child(config: TrainConfig, resume: bool, overwrite: bool, connection, cancel_connection) -> None:
     """Process target: train, stream progress, send the summary or the reason it failed."""
-    try:       # on Linux it was born niced by its relay thread (app.workers); elsewhere it lowers itself here
-        if os.getpriority(os.PRIO_PROCESS, 0) < CHILD_NICENESS:
-            os.nice(CHILD_NICENESS - os.getpriority(os.PRIO_PROCESS, 0))
-    except (AttributeError, OSError):
-        pass
+    yield_cpu_to_gui()     # on Linux it was born niced by its relay thread (app.workers); elsewhere not yet
     token = CancelToken()
     threading.Thread(target=_cancel_when_told, args=(cancel_connection, token), daemon=True,
                      name="cancel-watch").start()

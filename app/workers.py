@@ -22,7 +22,7 @@ from engine.pipeline import FAILED, CancelToken, Cancelled, LocalizationResult, 
 from engine.train import TrainConfig
 
 from app.images import PREVIEW_SIZE, THUMBNAIL_SIZE, load_scaled
-from app.training_process import CHILD_NICENESS, train_in_child
+from app.training_process import train_in_child, yield_cpu_to_gui
 
 _STOP = object()
 
@@ -254,10 +254,7 @@ class TrainingJob(QThread):
         if sys.platform.startswith("linux"):
             # Linux nice is per thread and a child inherits its parent thread's: lowering this relay thread
             # makes the child yield to the GUI from birth, through its imports and data generation too
-            try:
-                os.setpriority(os.PRIO_PROCESS, 0, os.getpriority(os.PRIO_PROCESS, 0) + CHILD_NICENESS)
-            except OSError:
-                pass
+            yield_cpu_to_gui()
         reader, writer = self._context.Pipe(duplex=False)
         process = self._context.Process(
             target=train_in_child, args=(self.config, self.resume, self.overwrite, writer, self._cancel_reader),

@@ -18,14 +18,14 @@ from engine.model import CheckpointError
 from engine.pipeline.config import LocalizerConfig
 from engine.pipeline.gallery import Gallery
 from engine.pipeline.localizer import Localizer
-from engine.pipeline.results import (DONE, FAILED, MANUAL, Candidate, GeoGrid, LocalizationResult, Position,
-                                     RankedPosition)
+from engine.pipeline.results import (DONE, FAILED, MANUAL, Candidate, GeoGrid, GeoImage, LocalizationResult,
+                                     PoseEstimate, Position, RankedPosition)
 from engine.progress import CancelToken, Cancelled, ProgressCallback
 
 __all__ = [
     "CancelToken", "Cancelled", "Candidate", "CheckpointError", "DEFAULT_MODEL_PATH", "DONE", "FAILED", "Gallery",
-    "GeoGrid", "GeoInputError", "LocalizationResult", "Localizer", "LocalizerConfig", "MANUAL", "PHOTO_SUFFIXES",
-    "PhotoError", "Position", "PriorOverrides", "PriorSettings", "Priors", "ProgressCallback", "RankedPosition",
+    "GeoGrid", "GeoImage", "GeoInputError", "LocalizationResult", "Localizer", "LocalizerConfig", "MANUAL", "PHOTO_SUFFIXES",
+    "PhotoError", "PoseEstimate", "Position", "PriorOverrides", "PriorSettings", "Priors", "ProgressCallback", "RankedPosition",
     "RasterError", "find_photos", "lonlat_to_map", "map_to_lonlat", "open_map", "read_truth", "write_results_csv",
     "write_results_geojson", "write_results_html", "write_results_json"
 ]

@@ -46,6 +46,31 @@ class GeoGrid:
 
 
 @dataclass
+class GeoImage:
+    """A georeferenced RGBA picture (the photo's bird's-eye view laid on the map): north-up pixels."""
+
+    rgba: np.ndarray            # (rows, cols, 4) uint8; alpha 0 where the photo shows nothing
+    transform: Affine
+    crs: str
+
+    def bounds(self) -> tuple[float, float, float, float]:
+        rows, cols = self.rgba.shape[:2]
+        x0, y0 = self.transform @ (0, 0)
+        x1, y1 = self.transform @ (cols, rows)
+        return min(x0, x1), min(y0, y1), max(x0, x1), max(y0, y1)
+
+    def to_json(self) -> dict:
+        rgba = np.ascontiguousarray(self.rgba, dtype=np.uint8)
+        return {"shape": list(rgba.shape), "rgba_b64": base64.b64encode(rgba.tobytes()).decode("ascii"),
+                "transform": list(self.transform)[:6], "crs": self.crs}
+
+    @classmethod
+    def from_json(cls, data: dict) -> "GeoImage":
+        rgba = np.frombuffer(base64.b64decode(data["rgba_b64"]), dtype=np.uint8).reshape(data["shape"])
+        return cls(rgba.copy(), Affine(*data["transform"]), data["crs"])
+
+
+@dataclass
 class Position:
     """A point in the map CRS and in lon/lat (EPSG:4326, lon first)."""
 
@@ -108,6 +133,59 @@ class RankedPosition:
 
 
 @dataclass
+class PoseEstimate:
+    """The camera pose from the pose volume (ground-plane matching): position, heading and their spread.
+
+    confidence is P(error <= confidence_radius_m): the volume's probability mass within that radius of the
+    position, calibrated on held-out worlds (see docs/localization.md); an analyst can read it as a probability.
+    """
+
+    position: Position
+    heading_deg: float                     # compass, [0, 360)
+    heading_sigma_deg: float               # circular 1-sigma of the heading marginal
+    covariance_m2: list[list[float]]       # 2x2 position covariance, map CRS (x east, y north)
+    confidence: float                      # P(error <= confidence_radius_m)
+    confidence_radius_m: float
+    credible_region: BaseGeometry | None   # the 95 % highest-probability region, map CRS
+    credible_level: float = 0.95
+    surface: GeoGrid | None = None         # probability per map cell (heading marginalised), sums to 1
+    bev: GeoImage | None = None            # the photo's colours on the ground plane at this pose
+    method: str = "bev-pose"               # which matcher made it (model features or the colour baseline)
+    search_region: Polygon | None = None   # where hypotheses were scored, map CRS
+
+    @property
+    def error_radius_m(self) -> float:
+        """Radius of a circle with the 95 % region's area (a single number for tables)."""
+        if self.credible_region is None or self.credible_region.is_empty:
+            return float("nan")
+        return float(np.sqrt(self.credible_region.area / np.pi))
+
+    def to_json(self) -> dict:
+        return {
+            "position": asdict(self.position), "heading_deg": self.heading_deg,
+            "heading_sigma_deg": self.heading_sigma_deg, "covariance_m2": self.covariance_m2,
+            "confidence": self.confidence, "confidence_radius_m": self.confidence_radius_m,
+            "credible_region": self.credible_region.wkt if self.credible_region is not None else None,
+            "credible_level": self.credible_level,
+            "surface": self.surface.to_json() if self.surface is not None else None,
+            "bev": self.bev.to_json() if self.bev is not None else None, "method": self.method,
+            "search_region": self.search_region.wkt if self.search_region is not None else None,
+        }
+
+    @classmethod
+    def from_json(cls, data: dict) -> "PoseEstimate":
+        return cls(
+            position=Position(**data["position"]), heading_deg=data["heading_deg"],
+            heading_sigma_deg=data["heading_sigma_deg"], covariance_m2=data["covariance_m2"],
+            confidence=data["confidence"], confidence_radius_m=data["confidence_radius_m"],
+            credible_region=wkt.loads(data["credible_region"]) if data.get("credible_region") else None,
+            credible_level=data.get("credible_level", 0.95),
+            surface=GeoGrid.from_json(data["surface"]) if data.get("surface") else None,
+            bev=GeoImage.from_json(data["bev"]) if data.get("bev") else None, method=data.get("method", "bev-pose"),
+            search_region=wkt.loads(data["search_region"]) if data.get("search_region") else None)
+
+
+@dataclass
 class LocalizationResult:
     """Everything known about one photo's localisation. `status` is done, failed (with `error`) or manual."""
 
@@ -126,6 +204,7 @@ class LocalizationResult:
     created: str = ""                # ISO time the result was made
     manual_position: Position | None = None                  # set by a manual correction
     score_surface: GeoGrid | None = None     # retrieval score of every gallery tile ("where could it be")
+    pose: PoseEstimate | None = None         # the answer of the pose volume (None: retrieval only / failed)
 
     def __post_init__(self) -> None:
         if self.status not in STATUSES:
@@ -161,6 +240,7 @@ class LocalizationResult:
             "priors": self.priors, "timings_ms": self.timings_ms, "created": self.created,
             "manual_position": asdict(self.manual_position) if self.manual_position else None,
             "score_surface": self.score_surface.to_json() if self.score_surface is not None else None,
+            "pose": self.pose.to_json() if self.pose is not None else None,
         }
 
     @classmethod
@@ -174,7 +254,8 @@ class LocalizationResult:
             candidates=[Candidate.from_json(c) for c in data.get("candidates", [])], positions=positions,
             priors=data.get("priors", {}), timings_ms=data.get("timings_ms", {}), created=data.get("created", ""),
             manual_position=Position(**data["manual_position"]) if data.get("manual_position") else None,
-            score_surface=GeoGrid.from_json(data["score_surface"]) if data.get("score_surface") else None)
+            score_surface=GeoGrid.from_json(data["score_surface"]) if data.get("score_surface") else None,
+            pose=PoseEstimate.from_json(data["pose"]) if data.get("pose") else None)
 
     def dumps(self) -> str:
         return json.dumps(self.to_json())

@@ -216,11 +216,13 @@ class LocalizationResult:
 
     @property
     def best(self) -> RankedPosition | None:
-        """The position to report: the manual one when corrected, else the top merged position."""
+        """The position to report: the manual one when corrected, else the top merged position.
+
+        A manual position has no model confidence (NaN: shown as "manual", never as a probability of 1)."""
         if self.manual_position is not None:
             top = self.positions[0] if self.positions else None
             return RankedPosition(1, self.manual_position, top.score if top else float("nan"),
-                                  1.0, top.heading_deg if top else float("nan"))
+                                  float("nan"), top.heading_deg if top else float("nan"))
         return self.positions[0] if self.positions else None
 
     @property

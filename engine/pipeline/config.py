@@ -33,6 +33,14 @@ class LocalizerConfig:
     #: 1-sigma error of the fine head's position, in grid cells, for models without a measured one
     fine_sigma_cells: float = 0.5
     score_surface: bool = True                # attach the map-wide score raster to every result
+    # pose (ground-plane matching)
+    pose: bool = True                         # estimate the pose from the pose volume
+    pose_headings: int = 64                   # heading hypotheses (5.6 degrees apart, refined locally)
+    pose_window_sigmas: float = 3.0           # with a GPS prior: search +- this many sigmas
+    pose_default_fov_deg: float = 65.0        # FoV assumed when neither EXIF nor the user gives one
+    #: without a position prior: search the whole map when it is at most this big, else the top-k tiles
+    pose_exhaustive_max_km2: float = 1.0
+    pose_regions: int = 3                     # retrieved tiles searched without a prior on a big map
     priors: PriorSettings = field(default_factory=PriorSettings)
 
     def __post_init__(self) -> None:
@@ -46,6 +54,8 @@ class LocalizerConfig:
             raise ValueError(f"fine_sigma_cells must be positive, got {self.fine_sigma_cells}")
         if self.merge_radius_m < 0 or self.overlap_simplify_m < 0:
             raise ValueError("merge_radius_m and overlap_simplify_m must not be negative")
+        if self.pose_headings < 8 or self.pose_window_sigmas <= 0 or self.pose_regions < 1:
+            raise ValueError("pose_headings must be >= 8, pose_window_sigmas > 0 and pose_regions >= 1")
         if self.search not in (EXACT, IVF):
             raise ValueError(f"search must be {EXACT!r} or {IVF!r}, got {self.search!r}")
 

@@ -31,13 +31,16 @@ from engine.pipeline.analysis import (choose_cell, merge_candidates, overlap_reg
                                       retrieval_probabilities)
 from engine.pipeline.config import LocalizerConfig
 from engine.pipeline.gallery import Gallery
-from engine.pipeline.results import DONE, FAILED, Candidate, GeoGrid, LocalizationResult
+from engine.pipeline.pose_estimate import estimate_pose
+from engine.pipeline.pose_model import load_pose_matcher
+from engine.pipeline.pose_search import PoseSearch
+from engine.pipeline.results import DONE, FAILED, Candidate, GeoGrid, LocalizationResult, PoseEstimate, RankedPosition
 from engine.progress import CancelToken, ProgressCallback
 
 log = logging.getLogger(__name__)
 RAYLEIGH_MEDIAN = math.sqrt(2.0 * math.log(2.0))
 
-PHOTO_STEPS = ("decode", "embed", "search", "tiles", "attention", "fine", "analysis")
+PHOTO_STEPS = ("decode", "embed", "search", "tiles", "attention", "fine", "analysis", "pose")
 
 
 def _now() -> str:
@@ -52,9 +55,13 @@ class Localizer:
     """Finds where photos were taken on indexed maps. Safe to use from one worker thread at a time."""
 
     def __init__(self, model: CrossViewNet | str | os.PathLike | None = None,
-                 device: torch.device | str | None = None, config: LocalizerConfig | None = None) -> None:
+                 device: torch.device | str | None = None, config: LocalizerConfig | None = None,
+                 pose_model=None) -> None:
+        """pose_model: a PoseNet, a checkpoint path, "colour" (the non-learned baseline) or None (shipped)."""
         self.config = config or LocalizerConfig()
         self.loaded: LoadedModel = load_model(model, device)
+        matcher, self.pose_description = load_pose_matcher(pose_model)
+        self.pose_search = PoseSearch(matcher, self.config.pose_headings)
         self.cache = GalleryCache(self.config.resolved_cache_dir()) if self.config.use_cache else None
 
     @property
@@ -162,10 +169,15 @@ class Localizer:
         positions = merge_candidates(candidates, self.config.merge_radius_m, gallery.crs)
         surface = gallery.score_surface(descriptor) if self.config.score_surface else None
         step("analysis")
+        pose = None
+        if self.config.pose:
+            pose = estimate_pose(self.pose_search, reader.raster(), photo, gallery, used, candidates, self.config)
+            positions = _pose_first(pose, positions, candidates, self.config.merge_radius_m)
+        step("pose")
         return LocalizationResult(
             status=DONE, photo_sha256=photo.sha256, fov_deg=priors.fov_deg, candidates=candidates,
             positions=positions, priors={**priors.to_json(), **notes}, timings_ms=timings, created=_now(),
-            score_surface=surface, **base)
+            score_surface=surface, pose=pose, **base)
 
     def fine_sigma_px(self, cell_size_px: tuple[float, float]) -> float:
         """1-sigma error of the fine head's camera position in tile pixels: from the model's measured median
@@ -230,3 +242,20 @@ class Localizer:
                 fine_probabilities=GeoGrid(probabilities[index].astype(np.float32), tile.transform @ fine_cell,
                                            gallery.crs_name)))
         return candidates
+
+
+def _pose_first(pose: PoseEstimate, merged: list[RankedPosition], candidates: list[Candidate],
+                radius_m: float) -> list[RankedPosition]:
+    """The pose volume's answer as rank 1; retrieval positions farther than radius_m from it follow."""
+    inside = [c.score for c in candidates if c.footprint.contains(_point(pose.position))]
+    score = max(inside) if inside else (max(c.score for c in candidates) if candidates else float("nan"))
+    ranked = [RankedPosition(1, pose.position, float(score), pose.confidence, pose.heading_deg, [])]
+    for other in merged:
+        if math.hypot(other.position.x - pose.position.x, other.position.y - pose.position.y) > radius_m:
+            ranked.append(dataclasses.replace(other, rank=len(ranked) + 1))
+    return ranked
+
+
+def _point(position):
+    from shapely.geometry import Point
+    return Point(position.x, position.y)

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import numpy as np
 import pyqtgraph as pg
-from PySide6.QtCore import QPointF, QTimer, Signal
+from PySide6.QtCore import QPointF, Qt, QTimer, Signal
 from PySide6.QtGui import QColor
 from PySide6.QtWidgets import QWidget
 
@@ -23,6 +23,10 @@ OVERVIEW_SIDE = 1024
 READ_DEBOUNCE_MS = 50
 MAX_READ_SIDE = 4096
 READ_MARGIN = 0.15          # read a little around the view so small pans stay sharp
+ZOOM_STEP = 1.25            # one + / - key press
+PAN_STEP = 0.2              # one arrow key press: a fifth of the view
+PAN_KEYS = {Qt.Key.Key_Left: (-1, 0), Qt.Key.Key_Right: (1, 0), Qt.Key.Key_Up: (0, 1), Qt.Key.Key_Down: (0, -1)}
+ZOOM_KEYS = {Qt.Key.Key_Plus: 1 / ZOOM_STEP, Qt.Key.Key_Equal: 1 / ZOOM_STEP, Qt.Key.Key_Minus: ZOOM_STEP}
 
 
 def intersect(a, b):
@@ -58,6 +62,7 @@ class MapCanvas(pg.PlotWidget):
         self.view.setAspectLocked(True, ratio=1.0)
         self.view.setMenuEnabled(False)
         self.view.setDefaultPadding(0.02)
+        self.setFocusPolicy(Qt.FocusPolicy.StrongFocus)     # arrows pan, + and - zoom
         self.setAcceptDrops(False)             # drops go to the main window
         self.viewport().setAcceptDrops(False)
 
@@ -194,6 +199,21 @@ class MapCanvas(pg.PlotWidget):
             ((right - left) / width, 0.0, left, 0.0, -(top - bottom) / height, top)))
         self.detail_bounds = bounds
         self.detail_shown.emit()
+
+    def keyPressEvent(self, event) -> None:  # noqa: N802 (Qt API)
+        """Keyboard navigation as in desktop GIS: arrows pan by a fifth of the view, + / - zoom about the centre."""
+        key = Qt.Key(event.key())
+        left, bottom, right, top = self.view_bounds()
+        width, height = right - left, top - bottom
+        if key in PAN_KEYS:
+            dx, dy = PAN_KEYS[key]
+            self.view.translateBy(x=dx * PAN_STEP * width, y=dy * PAN_STEP * height)
+        elif key in ZOOM_KEYS:
+            self.view.scaleBy((ZOOM_KEYS[key], ZOOM_KEYS[key]))
+        else:
+            super().keyPressEvent(event)
+            return
+        event.accept()
 
     # ------------------------------------------------------------ cursor and chrome
     def _on_mouse_moved(self, scene_pos: QPointF) -> None:

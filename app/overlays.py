@@ -14,6 +14,7 @@ from PySide6.QtWidgets import QGraphicsEllipseItem, QGraphicsItem, QGraphicsPath
 
 HEATMAP_COLORMAP = "inferno"
 SCORE_COLORMAP = "viridis"
+POSE_COLORMAP = "plasma"
 ALPHA_FLOOR = 0.3
 
 
@@ -112,15 +113,41 @@ def colorize(values: np.ndarray, colormap: str, levels: tuple[float, float] | No
     return rgba, levels
 
 
+def crop_to_bounds(values: np.ndarray, transform, bounds) -> tuple[np.ndarray, tuple]:
+    """The part of a north-up georeferenced array inside `bounds` (overlays never draw past the map edge)."""
+    a, b, c, d, e, f = list(transform)[:6]
+    if bounds is None or b != 0 or d != 0 or a <= 0 or e >= 0:
+        return values, (a, b, c, d, e, f)
+    left, bottom, right, top = bounds
+    rows, cols = values.shape[:2]
+    col0, col1 = max(0, int(np.floor((left - c) / a))), min(cols, int(np.ceil((right - c) / a)))
+    row0, row1 = max(0, int(np.floor((f - top) / -e))), min(rows, int(np.ceil((f - bottom) / -e)))
+    if col1 <= col0 or row1 <= row0:
+        return values[:0, :0], (a, b, c, d, e, f)
+    return values[row0:row1, col0:col1], (a, 0.0, c + col0 * a, 0.0, e, f + row0 * e)
+
+
 class GridImageItem(pg.ImageItem):
-    """A GeoGrid (attention map, score surface) drawn where it lies on the map."""
+    """A GeoGrid (attention map, score or probability surface) drawn where it lies on the map, cut to `clip`."""
 
     def __init__(self, grid, colormap: str, levels: tuple[float, float] | None = None,
-                 alpha_ramp: bool = False) -> None:
-        rgba, self.levels_used = colorize(grid.values, colormap, levels, alpha_ramp)
+                 alpha_ramp: bool = False, clip=None) -> None:
+        values, transform = crop_to_bounds(grid.values, grid.transform, clip)
+        rgba, self.levels_used = colorize(values, colormap, levels, alpha_ramp)
         super().__init__(rgba, levels=(0, 255))
         self.grid = grid
-        self.setTransform(affine_to_qtransform(grid.transform))
+        self.colormap = colormap
+        self.setTransform(affine_to_qtransform(transform))
+
+
+class GeoImageItem(pg.ImageItem):
+    """A georeferenced RGBA picture (the photo's bird's-eye view at its pose), cut to `clip`."""
+
+    def __init__(self, geo_image, clip=None) -> None:
+        rgba, transform = crop_to_bounds(geo_image.rgba, geo_image.transform, clip)
+        super().__init__(np.ascontiguousarray(rgba), levels=(0, 255))
+        self.geo_image = geo_image
+        self.setTransform(affine_to_qtransform(transform))
 
 
 def marker_color(status: str, selected: bool) -> QColor:
@@ -144,10 +171,12 @@ class CameraMarker(pg.GraphicsObject):
 
     def __init__(self, key, x: float, y: float, heading_deg: float | None, fov_deg: float | None,
                  color: QColor, *, draggable: bool = True, hollow: bool = False, label: str = "",
-                 show_label: bool = False) -> None:
+                 show_label: bool = False, heading_sigma_deg: float | None = None, tooltip: str = "") -> None:
         super().__init__()
         self.key = key
         self.heading_deg = heading_deg if heading_deg is not None and math.isfinite(heading_deg) else None
+        sigma = heading_sigma_deg if heading_sigma_deg is not None and math.isfinite(heading_sigma_deg) else None
+        self.heading_sigma_deg = min(sigma, 180.0) if sigma is not None and self.heading_deg is not None else None
         self.fov_deg = fov_deg if fov_deg is not None and math.isfinite(fov_deg) else None
         self.color = QColor(color)
         self.draggable = draggable
@@ -159,7 +188,8 @@ class CameraMarker(pg.GraphicsObject):
         self.setPos(QPointF(x, y))
         if draggable:
             self.setCursor(Qt.CursorShape.OpenHandCursor)
-            self.setToolTip(f"{label}\nDrag to correct the position" if label else "Drag to correct the position")
+        hint = "Drag to correct the position" if draggable else ""
+        self.setToolTip("\n".join(part for part in (tooltip or label, hint) if part))
 
     # Item coordinates are screen pixels with y down, so a compass heading h points along (sin h, -cos h).
     @staticmethod
@@ -194,8 +224,25 @@ class CameraMarker(pg.GraphicsObject):
         path.closeSubpath()
         return path
 
+    def spread_path(self) -> QPainterPath:
+        """The heading's 1-sigma spread: an arc band at the arrow's tip from heading - sigma to heading + sigma."""
+        path = QPainterPath()
+        if self.heading_sigma_deg is None:
+            return path
+        r = self.ARROW_PX + 6
+        start = 90.0 - (self.heading_deg + self.heading_sigma_deg)
+        path.arcMoveTo(QRectF(-r, -r, 2 * r, 2 * r), start)
+        path.arcTo(QRectF(-r, -r, 2 * r, 2 * r), start, 2 * self.heading_sigma_deg)
+        return path
+
     def paint(self, painter: QPainter, option, widget=None) -> None:
         painter.setRenderHint(QPainter.RenderHint.Antialiasing)
+        spread = self.spread_path()
+        if not spread.isEmpty():
+            painter.setPen(round_pen(QColor(255, 255, 255, 200), 6.0))
+            painter.drawPath(spread)
+            painter.setPen(round_pen(self.color, 3.0))
+            painter.drawPath(spread)
         wedge_fill = QColor(self.color)
         wedge_fill.setAlpha(50 if not self.hollow else 25)
         wedge = self.wedge_path()

@@ -5,14 +5,14 @@ from __future__ import annotations
 import math
 
 import numpy as np
-from PySide6.QtCore import QItemSelectionModel, QPointF, QRectF, QSignalBlocker, QSize, Qt, Signal
-from PySide6.QtGui import QColor, QImage, QPainter, QPen, QPixmap
+from PySide6.QtCore import QItemSelectionModel, QPointF, QRectF, QSignalBlocker, QSize, QSortFilterProxyModel, Qt, Signal
+from PySide6.QtGui import QAction, QColor, QImage, QPainter, QPen, QPixmap
 from PySide6.QtWidgets import (QAbstractItemView, QHeaderView, QLabel, QSizePolicy, QSplitter, QTableView,
                                QTableWidget, QTableWidgetItem, QVBoxLayout, QWidget)
 
 from app.overlays import HEATMAP_COLORMAP, colorize
 from app.images import THUMBNAIL_SIZE
-from app.results_model import ResultsModel
+from app.results_model import SORT_ROLE, ResultsModel
 
 TILE_PREVIEW_PX = 256
 
@@ -97,27 +97,41 @@ class ResultsPanel(QWidget):
     candidate_selected = Signal(str, int)     # photo path, candidate index (0 = rank 1)
     tile_requested = Signal(object, object)   # bounds, (width, height): read the tile for the preview
 
-    CANDIDATE_COLUMNS = ("Rank", "Score", "Confidence", "Heading", "From best")
+    CANDIDATE_COLUMNS = ("Rank", "Score", "Tile heading", "From best")
 
     def __init__(self, model: ResultsModel, parent: QWidget | None = None) -> None:
         super().__init__(parent)
         self.model = model
+        self.proxy = QSortFilterProxyModel(self)
+        self.proxy.setSourceModel(model)
+        self.proxy.setSortRole(SORT_ROLE)
         self.table = QTableView()
-        self.table.setModel(model)
+        self.table.setModel(self.proxy)
+        self.table.setSortingEnabled(True)
+        self.table.sortByColumn(-1, Qt.SortOrder.AscendingOrder)      # listed order until a header is clicked
         self.table.setSelectionBehavior(QAbstractItemView.SelectionBehavior.SelectRows)
         self.table.setSelectionMode(QAbstractItemView.SelectionMode.SingleSelection)
         self.table.setIconSize(QSize(THUMBNAIL_SIZE))
         self.table.verticalHeader().setVisible(False)
         self.table.verticalHeader().setDefaultSectionSize(THUMBNAIL_SIZE.height() + 6)
         self.table.setAlternatingRowColors(True)
-        self.table.setWordWrap(False)
+        self.table.setWordWrap(True)           # a failed row's reason wraps in its status cell
         header = self.table.horizontalHeader()
         header.setSectionResizeMode(QHeaderView.ResizeMode.ResizeToContents)
         header.setSectionResizeMode(ResultsModel.STATUS, QHeaderView.ResizeMode.Stretch)
         header.setMinimumSectionSize(40)
+        self.table.setColumnHidden(ResultsModel.SCORE, True)      # a similarity, not a probability: on demand
+        header.setContextMenuPolicy(Qt.ContextMenuPolicy.ActionsContextMenu)
+        for column, name in enumerate(ResultsModel.COLUMNS[1:], start=1):
+            action = QAction(name, header, checkable=True)
+            action.setChecked(not self.table.isColumnHidden(column))
+            action.toggled.connect(lambda on, c=column: self.table.setColumnHidden(c, not on))
+            header.addAction(action)
 
         self.candidates = QTableWidget(0, len(self.CANDIDATE_COLUMNS))
         self.candidates.setHorizontalHeaderLabels(self.CANDIDATE_COLUMNS)
+        self.candidates.horizontalHeaderItem(2).setToolTip(
+            "The fine head's heading inside this tile; the photo's reported heading is the table's")
         self.candidates.setSelectionBehavior(QAbstractItemView.SelectionBehavior.SelectRows)
         self.candidates.setSelectionMode(QAbstractItemView.SelectionMode.SingleSelection)
         self.candidates.setEditTriggers(QAbstractItemView.EditTrigger.NoEditTriggers)
@@ -165,16 +179,29 @@ class ResultsPanel(QWidget):
         self.table.selectionModel().selectionChanged.connect(self._on_photo_selection)
         self.candidates.itemSelectionChanged.connect(self._on_candidate_selection)
         model.result_changed.connect(self._on_result_changed)
-        model.rowsInserted.connect(lambda *_: self.table.resizeColumnToContents(ResultsModel.PHOTO))
+        model.modelReset.connect(self._on_reset)
+
+    def _on_reset(self) -> None:
+        """The session's photo list changed: keep the selection when its photo is still listed."""
+        self.table.resizeColumnToContents(ResultsModel.PHOTO)
+        if self.current_photo and self.model.row_of(self.current_photo) >= 0:
+            with QSignalBlocker(self.table.selectionModel()):
+                self.select_photo(self.current_photo)
+        elif self.current_photo:
+            self.current_photo = ""
+            self._fill_candidates()
+            self._show_photo()
+            self.tile_view.set_image(None)
+            self.photo_selected.emit("")
 
     # ------------------------------------------------------------ selection
     def select_photo(self, path: str) -> None:
         row = self.model.row_of(path)
         if row >= 0:
+            index = self.proxy.mapFromSource(self.model.index(row, 0))
             self.table.selectionModel().select(
-                self.model.index(row, 0),
-                QItemSelectionModel.SelectionFlag.ClearAndSelect | QItemSelectionModel.SelectionFlag.Rows)
-            self.table.scrollTo(self.model.index(row, 0))
+                index, QItemSelectionModel.SelectionFlag.ClearAndSelect | QItemSelectionModel.SelectionFlag.Rows)
+            self.table.scrollTo(index)
 
     def select_candidate(self, index: int) -> None:
         if 0 <= index < self.candidates.rowCount():
@@ -182,7 +209,7 @@ class ResultsPanel(QWidget):
 
     def _on_photo_selection(self, *args) -> None:
         rows = self.table.selectionModel().selectedRows()
-        self.current_photo = self.model.entries[rows[0].row()].path if rows else ""
+        self.current_photo = self.model.entries[self.proxy.mapToSource(rows[0]).row()].path if rows else ""
         self.current_candidate = 0
         self._tile_rgb = None
         self._fill_candidates()
@@ -217,7 +244,8 @@ class ResultsPanel(QWidget):
 
     # ------------------------------------------------------------ content
     def _entry(self):
-        return self.model.entry(self.current_photo) if self.current_photo else None
+        return self.model.entry(self.current_photo) if self.current_photo and self.model.row_of(
+            self.current_photo) >= 0 else None
 
     def _fill_candidates(self) -> None:
         entry = self._entry()
@@ -229,7 +257,7 @@ class ResultsPanel(QWidget):
             for row, candidate in enumerate(candidates):
                 distance = (math.hypot(candidate.position.x - best.position.x, candidate.position.y - best.position.y)
                             if best is not None else float("nan"))
-                cells = (str(candidate.rank), f"{candidate.score:.3f}", f"{candidate.confidence:.2f}",
+                cells = (str(candidate.rank), f"{candidate.score:.3f}",
                          f"{candidate.heading_deg:.0f}°" if math.isfinite(candidate.heading_deg) else "–",
                          f"{distance:.0f} m" if math.isfinite(distance) else "–")
                 for column, text in enumerate(cells):
@@ -243,7 +271,7 @@ class ResultsPanel(QWidget):
 
     def _show_photo(self) -> None:
         entry = self._entry()
-        self.photo_view.set_image(entry.preview if entry is not None else None)
+        self.photo_view.set_image(self.model.previews.get(entry.path) if entry is not None else None)
 
     def current_candidate_object(self):
         entry = self._entry()

@@ -18,7 +18,7 @@ from dataclasses import dataclass, field
 
 from PySide6.QtCore import QObject, QThread, Signal
 
-from engine.pipeline import FAILED, CancelToken, Cancelled, LocalizationResult, Localizer
+from engine.pipeline import FAILED, CancelToken, Cancelled, EngineJobs, LocalizationResult, read_map_info
 from engine.train import TrainConfig
 
 from app.images import PREVIEW_SIZE, THUMBNAIL_SIZE, load_scaled
@@ -37,6 +37,7 @@ class IndexSummary:
     seconds: float
     footprints: list = field(default_factory=list)   # shapely polygons, map CRS
     model_description: str = ""
+    generation: int = 0                              # the session generation it was indexed for
 
 
 WORKER_NICENESS = 5
@@ -62,28 +63,32 @@ def _one_line(exc: BaseException) -> str:
 
 
 class EngineWorker(QThread):
+    """The one thread that talks to the engine for the session: map headers, indexing, localisation.
+
+    Jobs carry the session's generation and every answer hands it back, so the session can drop answers
+    that belong to a map or model it has replaced since."""
+
     model_loaded = Signal(str)                    # description of the model now in use
     model_failed = Signal(str)
+    map_read = Signal(object, object)             # MapInfo, what the caller asked it for (opaque)
+    map_read_failed = Signal(str, str, object)    # path, reason, purpose
     index_started = Signal(str)
     index_progress = Signal(str, int, int)        # stage, done, total
     index_finished = Signal(object)               # IndexSummary
     index_failed = Signal(str, str)               # map path, reason
     index_cancelled = Signal(str)
-    photo_started = Signal(str, object, object)   # path, thumbnail QImage, preview QImage
+    photo_started = Signal(str, int, object, object)   # path, generation, thumbnail QImage, preview QImage
     photo_progress = Signal(str, str, int, int)   # path, stage, done, total
-    photo_finished = Signal(str, object)          # path, LocalizationResult
-    photo_cancelled = Signal(str)
+    photo_finished = Signal(str, int, object, object)  # path, generation, LocalizationResult, flags
+    photo_cancelled = Signal(str, int)
     idle = Signal()                               # the queue ran empty
 
     def __init__(self, model_source=None, device: str | None = None, config=None, parent=None) -> None:
         super().__init__(parent)
         self.setObjectName("engine-worker")
         self._jobs: queue.Queue = queue.Queue()
-        self._model_source = model_source
-        self._device = device
-        self._config = config
-        self._localizer: Localizer | None = None
-        self._gallery = None
+        self._engine = EngineJobs(model_source, device, config)
+        self._loaded = False
         self._index_cancel = CancelToken()
         self._photo_cancel = CancelToken()
         self.model_description = ""
@@ -92,13 +97,16 @@ class EngineWorker(QThread):
     def set_model(self, source, device: str | None = None) -> None:
         self._jobs.put(("model", (source, device)))
 
-    def index_map(self, path: str) -> None:
-        self._index_cancel = CancelToken()
-        self._jobs.put(("index", (str(path), self._index_cancel)))
+    def read_map(self, path: str, purpose=None) -> None:
+        self._jobs.put(("read", (str(path), purpose)))
 
-    def localize(self, paths: list[str]) -> None:
+    def index_map(self, path: str, generation: int) -> None:
+        self._index_cancel = CancelToken()
+        self._jobs.put(("index", (str(path), generation, self._index_cancel)))
+
+    def localize(self, paths: list[str], generation: int) -> None:
         for path in paths:
-            self._jobs.put(("photo", (str(path), self._photo_cancel)))
+            self._jobs.put(("photo", (str(path), generation, self._photo_cancel)))
 
     def cancel_indexing(self) -> None:
         self._index_cancel.cancel()
@@ -123,6 +131,8 @@ class EngineWorker(QThread):
                 break
             if kind == "model":
                 self._load_model(*payload)
+            elif kind == "read":
+                self._read(*payload)
             elif kind == "index":
                 self._index(*payload)
             elif kind == "photo":
@@ -130,27 +140,36 @@ class EngineWorker(QThread):
             if self._jobs.empty():
                 self.idle.emit()
 
-    def _ensure_localizer(self) -> Localizer:
-        if self._localizer is None:
-            self._localizer = Localizer(model=self._model_source, device=self._device, config=self._config)
-            self.model_description = getattr(self._localizer, "model_description", str(self._model_source))
+    def _ensure_localizer(self):
+        localizer = self._engine.localizer
+        if not self._loaded:
+            self._loaded = True
+            self.model_description = localizer.model_description
             self.model_loaded.emit(self.model_description)
-        return self._localizer
+        return localizer
 
     def _load_model(self, source, device) -> None:
-        self._model_source, self._device = source, device
-        self._localizer, self._gallery = None, None
+        self._engine.set_model(source)
+        self._engine.device = device or self._engine.device
+        self._loaded = False
         try:
             self._ensure_localizer()
         except Exception as exc:
             self.model_failed.emit(f"{source}: {_one_line(exc)}")
 
-    def _index(self, path: str, cancel: CancelToken) -> None:
-        self._gallery = None
+    def _read(self, path: str, purpose) -> None:
+        try:
+            info = read_map_info(path)
+        except Exception as exc:        # RasterError names the file; anything else is reported the same way
+            self.map_read_failed.emit(path, _one_line(exc), purpose)
+            return
+        self.map_read.emit(info, purpose)
+
+    def _index(self, path: str, generation: int, cancel: CancelToken) -> None:
         self.index_started.emit(path)
         try:
-            localizer = self._ensure_localizer()
-            gallery = localizer.index_map(path, progress=self.index_progress.emit, cancel=cancel)
+            self._ensure_localizer()
+            gallery = self._engine.index(path, progress=self.index_progress.emit, cancel=cancel)
         except Cancelled:
             self.index_cancelled.emit(path)
             return
@@ -158,30 +177,29 @@ class EngineWorker(QThread):
             traceback.print_exc()
             self.index_failed.emit(path, _one_line(exc))
             return
-        self._gallery = gallery
         self.index_finished.emit(IndexSummary(path, len(gallery), bool(gallery.from_cache),
                                               float(gallery.index_seconds), list(gallery.footprints()),
-                                              self.model_description))
+                                              self.model_description, generation))
 
-    def _localize(self, path: str, cancel: CancelToken) -> None:
-        if cancel.cancelled or self._gallery is None:
-            self.photo_cancelled.emit(path)
+    def _localize(self, path: str, generation: int, cancel: CancelToken) -> None:
+        if cancel.cancelled or self._engine.gallery is None:
+            self.photo_cancelled.emit(path, generation)
             return
-        self.photo_started.emit(path, load_scaled(path, THUMBNAIL_SIZE), load_scaled(path, PREVIEW_SIZE))
+        self.photo_started.emit(path, generation, load_scaled(path, THUMBNAIL_SIZE), load_scaled(path, PREVIEW_SIZE))
         start = time.perf_counter()
+        flags: list[str] = []
         try:
-            result = self._localizer.localize(
-                path, self._gallery, progress=lambda stage, done, total: self.photo_progress.emit(path, stage, done,
-                                                                                                  total),
+            result, flags = self._engine.localize(
+                path, progress=lambda stage, done, total: self.photo_progress.emit(path, stage, done, total),
                 cancel=cancel)
         except Cancelled:
-            self.photo_cancelled.emit(path)
+            self.photo_cancelled.emit(path, generation)
             return
         except Exception as exc:   # the engine reports bad photos as failed results; anything else lands here
             traceback.print_exc()
-            result = LocalizationResult(photo=path, status=FAILED, error=_one_line(exc),
+            result = LocalizationResult(photo=path, status=FAILED, error=f"{path}: {_one_line(exc)}",
                                         timings_ms={"total": (time.perf_counter() - start) * 1000})
-        self.photo_finished.emit(path, result)
+        self.photo_finished.emit(path, generation, result, flags)
 
 
 class TaskThread(QThread):

@@ -111,10 +111,16 @@ class NewMapPlan:
     results: int
     corrections_kept: int        # corrections lying on the new map (kept, applied after re-localising)
     corrections_lost: int        # corrections lying off the new map
+    current: str | None = None   # the map open now
 
     @property
     def needs_question(self) -> bool:
-        return self.results > 0 or self.photos > 0
+        """Photos listed for another map: ask. Photos waiting for a first map simply get this one."""
+        return self.current not in (None, self.info.path) and (self.results > 0 or self.photos > 0)
+
+    @property
+    def same_map(self) -> bool:
+        return self.current == self.info.path
 
     def describe(self) -> str:
         name = Path(self.info.path).name
@@ -340,7 +346,8 @@ class Session:
                     kept += 1
                 else:
                     lost += 1
-        return NewMapPlan(info, len(self.photos), len(self.results()), kept, lost)
+        return NewMapPlan(info, len(self.photos), len(self.results()), kept, lost,
+                          self.map.path if self.map is not None else None)
 
     def set_map(self, info: MapInfo, keep: str = KEEP_PHOTOS) -> NewMapPlan:
         """Make `info` the map. keep=KEEP_PHOTOS: every photo waits to be localised again on it (corrections
@@ -350,6 +357,13 @@ class Session:
         plan = self.plan_map(info)
         self.map, self.indexed = info, False
         self.generation += 1
+        if plan.same_map and keep == KEEP_PHOTOS:      # the same map again (to index it again): work stays
+            for record in self.photos:
+                if record.result is None:
+                    record.state = WAITING
+            self._emit("map", info)
+            self._emit("photos")
+            return plan
         if keep == NEW_SESSION:
             self.photos = []
             self.project_path = None

@@ -9,9 +9,8 @@ import pytest
 from PySide6.QtCore import QPoint, Qt
 from PySide6.QtTest import QTest
 
-from engine.pipeline import DONE, MANUAL, map_to_lonlat
+from engine.pipeline import DONE, MANUAL, map_to_lonlat, read_project
 
-from app.project import load_project
 from tests.app.conftest import RESULT_TIMEOUT_MS, SCENE_PHOTOS
 
 
@@ -75,7 +74,7 @@ def test_dragging_the_map_elsewhere_pans_without_moving_markers(qtbot, localized
     after = canvas.view_bounds()
     assert after[0] < before[0] and after[1] > before[1]            # content followed the mouse: view moved W, N
     assert window.results.entry(entry.path).result.status == DONE
-    assert window.undo_stack.count() == 0
+    assert not window.session.can_undo
 
 
 def export(qtbot, window, kind: str, path) -> None:
@@ -122,7 +121,7 @@ def test_project_round_trip_keeps_photos_results_corrections_layers_and_view(qtb
     assert window.save_project_to(str(path))
     saved = tmp_path / "session.vfproj"
     assert saved.is_file() and not window.windowTitle().endswith("*")
-    assert load_project(saved).results[entry.path].manual_position == corrected
+    assert read_project(saved).results[entry.path].manual_position == corrected
 
     reopened = make_window(tiny_model_path)
     with qtbot.waitSignal(reopened.map_indexed, timeout=RESULT_TIMEOUT_MS):
@@ -138,4 +137,4 @@ def test_project_round_trip_keeps_photos_results_corrections_layers_and_view(qtb
     assert [layer.key for layer in reopened.map_layers.stack.layers] == order
     assert reopened.selected_photo == entry.path
     assert np.allclose(reopened.canvas.view_bounds(), window.canvas.view_bounds(), rtol=0, atol=2.0)
-    qtbot.waitUntil(lambda: reopened.results.entries[-1].thumbnail is not None, timeout=10_000)
+    qtbot.waitUntil(lambda: reopened.results.entries[-1].path in reopened.results.thumbnails, timeout=10_000)

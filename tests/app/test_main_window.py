@@ -20,7 +20,10 @@ def test_dropping_a_geotiff_shows_and_indexes_it(qtbot, make_window, scene, tiny
     window = make_window(tiny_model_path)
     with qtbot.waitSignal(window.map_indexed, timeout=RESULT_TIMEOUT_MS) as indexed:
         assert drop_paths(window, [scene / "map.tif"])
-        # the map is on screen before indexing finishes: bounds known, overview read in the reader thread
+        # the map is on screen before indexing finishes: its header read by the engine worker (never the
+        # GUI thread), its overview by the reader thread
+        qtbot.waitUntil(lambda: window.canvas.map_bounds is not None, timeout=10_000)
+        assert not window.indexed
         with open_map(scene / "map.tif") as raster:
             assert window.canvas.map_bounds == pytest.approx(raster.bounds)
     summary = indexed.args[0]
@@ -72,7 +75,7 @@ def test_results_table_lists_positions_and_selection_draws_the_explanation(qtbot
         assert model.index(row, model.LON).data() == f"{best.position.lon:.6f}"
         assert model.index(row, model.LAT).data() == f"{best.position.lat:.6f}"
         assert model.index(row, model.SCORE).data() == f"{best.score:.3f}"
-        assert entry.thumbnail is not None and not entry.thumbnail.isNull()
+        assert not model.thumbnails[entry.path].isNull()
     second = model.entries[1]
     window.results_panel.select_photo(second.path)
     assert window.selected_photo == second.path
@@ -112,11 +115,11 @@ def test_toggling_a_layer_hides_its_items(qtbot, localized_window):
         assert not layer.visible and not any(item.isVisible() for item in layer.items), key
         check.setCheckState(Qt.CheckState.Checked)
         assert all(item.isVisible() for item in layer.items), key
-    # hiding the heatmap hides its colour bar too
+    # hiding the heatmap takes its colour ramp out of the legend
     heatmap_row = [layer.key for layer in layers.stack.layers].index("heatmap")
-    assert layers.colour_bar.isVisible()
+    assert "heatmap" in [entry.key for entry in window.legend.entries]
     panel.list.item(heatmap_row).setCheckState(Qt.CheckState.Unchecked)
-    assert not layers.colour_bar.isVisible()
+    assert "heatmap" not in [entry.key for entry in window.legend.entries]
     # items drawn later into a hidden layer start hidden
     window.results_panel.select_photo(window.results.entries[1].path)
     assert layers["heatmap"].items and not any(item.isVisible() for item in layers["heatmap"].items)

@@ -117,6 +117,7 @@ def test_status_bar_shows_the_cursor_in_map_crs_and_lon_lat(qtbot, make_window, 
     window = make_window(tiny_model_path)
     window.open_map(str(scene / "map.tif"))
     canvas = window.canvas
+    qtbot.waitUntil(lambda: canvas.map_bounds is not None, timeout=10_000)    # header read in the worker
     left, bottom, right, top = canvas.map_bounds
     x, y = (left + right) / 2 + 17.0, (bottom + top) / 2 - 9.0
     QTest.mouseMove(canvas.viewport(), canvas.map_to_widget(x, y).toPoint())

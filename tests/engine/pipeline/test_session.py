@@ -81,6 +81,7 @@ def test_photos_wait_for_the_map_then_queue_once_it_is_indexed(info, scene):
     added, queued = s.add_photos(photos + photos[:1])
     assert len(added) == len(photos) and queued == []                 # duplicates listed once, nothing queued
     assert {r.state for r in s.photos} == {WAITING}
+    assert not s.plan_map(info).needs_question                        # a first map: nothing to ask
     s.set_map(info)
     assert s.map_indexed(s.generation - 1) == []                      # an old map's indexing means nothing
     assert s.map_indexed(s.generation) == added
@@ -114,7 +115,7 @@ def test_a_correction_on_the_new_map_survives_relocalisation(session, info, scen
     record = session.photos[1]
     x, y = record.result.best.position.x - 20, record.result.best.position.y + 15
     session.correct(record.path, x, y)
-    same_place = read_map_info(scene.map_path)                            # the same area again
+    same_place = MapInfo(str(scene.folder / "copy.tif"), info.bounds, info.crs, 0.5)   # the same area again
     plan = session.set_map(same_place, KEEP_PHOTOS)
     assert (plan.corrections_kept, plan.corrections_lost) == (1, 0)
     generation = session.generation
@@ -126,6 +127,16 @@ def test_a_correction_on_the_new_map_survives_relocalisation(session, info, scen
     assert result.status == MANUAL
     assert (result.manual_position.x, result.manual_position.y) == pytest.approx((x, y), abs=1e-6)
     assert result.candidates == fresh.candidates and result.pose is fresh.pose   # the engine's answer is kept
+
+
+def test_the_same_map_again_keeps_all_work(session, info):
+    record = session.photos[0]
+    session.correct(record.path, record.result.best.position.x + 1, record.result.best.position.y)
+    plan = session.plan_map(info)
+    assert plan.same_map and not plan.needs_question
+    session.set_map(info)
+    assert record.result.status == MANUAL and session.can_undo and not session.indexed
+    assert all(r.result is not None for r in session.photos)
 
 
 def test_new_session_drops_photos(session, far_map):

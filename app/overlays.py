@@ -127,7 +127,31 @@ def crop_to_bounds(values: np.ndarray, transform, bounds) -> tuple[np.ndarray, t
     return values[row0:row1, col0:col1], (a, 0.0, c + col0 * a, 0.0, e, f + row0 * e)
 
 
-class GridImageItem(pg.ImageItem):
+class ClippedImageItem(pg.ImageItem):
+    """An image on the map that paints nothing outside `clip` (map bounds): a cell straddling the map's edge
+    is drawn up to the edge, not past it."""
+
+    def set_clip(self, clip) -> None:
+        self._clip_local = None
+        if clip is not None:
+            inverse, ok = self.transform().inverted()
+            left, bottom, right, top = clip
+            if ok:
+                self._clip_local = inverse.mapRect(QRectF(left, bottom, right - left, top - bottom))
+
+    def boundingRect(self) -> QRectF:  # noqa: N802 (Qt API)
+        rect = super().boundingRect()
+        clip = getattr(self, "_clip_local", None)
+        return rect.intersected(clip) if clip is not None else rect
+
+    def paint(self, painter, *args) -> None:
+        clip = getattr(self, "_clip_local", None)
+        if clip is not None:
+            painter.setClipRect(clip)
+        super().paint(painter, *args)
+
+
+class GridImageItem(ClippedImageItem):
     """A GeoGrid (attention map, score or probability surface) drawn where it lies on the map, cut to `clip`."""
 
     def __init__(self, grid, colormap: str, levels: tuple[float, float] | None = None,
@@ -138,9 +162,10 @@ class GridImageItem(pg.ImageItem):
         self.grid = grid
         self.colormap = colormap
         self.setTransform(affine_to_qtransform(transform))
+        self.set_clip(clip)
 
 
-class GeoImageItem(pg.ImageItem):
+class GeoImageItem(ClippedImageItem):
     """A georeferenced RGBA picture (the photo's bird's-eye view at its pose), cut to `clip`."""
 
     def __init__(self, geo_image, clip=None) -> None:
@@ -148,6 +173,7 @@ class GeoImageItem(pg.ImageItem):
         super().__init__(np.ascontiguousarray(rgba), levels=(0, 255))
         self.geo_image = geo_image
         self.setTransform(affine_to_qtransform(transform))
+        self.set_clip(clip)
 
 
 def marker_color(status: str, selected: bool) -> QColor:

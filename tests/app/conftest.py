@@ -42,6 +42,14 @@ def _isolated_gallery_cache(tmp_path_factory):
         os.environ["VIEWFINDER_CACHE"] = previous
 
 
+@pytest.fixture(scope="session", autouse=True)
+def _isolated_settings(tmp_path_factory):
+    """QSettings (last folder, window geometry) go to a temporary folder, never the user's own settings."""
+    from PySide6.QtCore import QSettings
+    QSettings.setDefaultFormat(QSettings.Format.IniFormat)
+    QSettings.setPath(QSettings.Format.IniFormat, QSettings.Scope.UserScope, str(tmp_path_factory.mktemp("settings")))
+
+
 @pytest.fixture(scope="session")
 def scene(tmp_path_factory) -> Path:
     """A 240 m synthetic scene: map.tif, photos/*.jpg with EXIF, truth.geojson."""

@@ -27,7 +27,7 @@ def add_parser(sub) -> None:
 
 def run(args) -> int:
     localizer = make_localizer(args)
-    gallery = index_with_bars(localizer, args.map, args.quiet)
+    gallery = index_with_bars(localizer, args.map, args.quiet, args.force)
     spec = gallery.spec
     left, bottom, right, top = gallery.bounds
     print(f"{args.map}: {len(gallery)} tiles of {spec.tile_m:.1f} m ({spec.tile_px} px at {spec.metres_per_px} m/px, "

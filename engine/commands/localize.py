@@ -51,6 +51,8 @@ def add_model_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--no-cache", action="store_true", help="embed the map again and do not store it")
     p.add_argument("--overlap", type=overlap_fraction, default=0.5, help="tile overlap fraction (default 0.5)")
     p.add_argument("--quiet", action="store_true", help="no progress bars")
+    p.add_argument("--force", action="store_true",
+                   help="index a map the plan refuses (far coarser than the model, or an absurd tile count)")
 
 
 def make_localizer(args, announce: bool = True, **config):
@@ -67,10 +69,32 @@ def make_localizer(args, announce: bool = True, **config):
     return localizer
 
 
-def index_with_bars(localizer, map_path: Path, quiet: bool):
+def show_plan(localizer, map_path: Path, quiet: bool):
+    """Print the index plan (resolution, CRS, resampling, tiles, time) and refuse absurd maps (exit 2)."""
+    from engine.geo.plan import plan_map
+    from engine.geo.raster import MapRaster
+    with MapRaster(map_path) as raster:
+        plan = plan_map(raster, localizer.tiling())
+    if not quiet or plan.refusals:
+        print(plan.describe(), file=sys.stderr)
+    return plan
+
+
+def index_with_bars(localizer, map_path: Path, quiet: bool, force: bool = False):
+    """Index (or load from the cache) with progress bars; --force indexes a map the plan refuses."""
+    show_plan(localizer, map_path, quiet)
     bars = ProgressBars(not quiet)
     try:
-        return localizer.index_map(map_path, progress=bars)
+        if not force:
+            return localizer.index_map(map_path, progress=bars)
+        # Localizer.index_map has no force switch; this is its body with force=True
+        from engine.index.indexer import index_map
+        from engine.pipeline import Gallery
+        c = localizer.config
+        indexed = index_map(localizer.loaded, map_path, localizer.tiling(), localizer.cache,
+                            batch_size=c.batch_size, reader_threads=c.reader_threads,
+                            prefetch_batches=c.prefetch_batches, progress=bars, force=True)
+        return Gallery.from_index(indexed, c.search, c.ivf_lists, c.ivf_probe)
     finally:
         bars.close()
 
@@ -143,7 +167,7 @@ def run(args) -> int:
     except ValueError as exc:
         raise UsageError(str(exc)) from None
     localizer = make_localizer(args, top_k=args.top_k)
-    gallery = index_with_bars(localizer, args.map, args.quiet)
+    gallery = index_with_bars(localizer, args.map, args.quiet, args.force)
     bars = ProgressBars(not args.quiet)
     try:
         results = list(localizer.localize_many(photos, gallery, overrides, progress=bars))

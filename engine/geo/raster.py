@@ -1,6 +1,7 @@
 """Maps: open any GeoTIFF as north-up RGB in a projected CRS (metres) and read windows at any resolution.
 
-Geographic rasters are warped on the fly to their local UTM zone. 8- and 16-bit, 1 (grey), 3 (RGB) or
+Maps whose CRS units are not ground metres (geographic, Web Mercator, feet, GCP- or RPC-georeferenced) are
+warped on the fly to the local UTM zone or a map-centred transverse Mercator (engine.geo.ground). 8- and 16-bit, 1 (grey), 3 (RGB) or
 4 (RGBA or RGB+NIR) bands, nodata, overviews, tiled or striped layouts are all read through rasterio.
 """
 from __future__ import annotations
@@ -14,13 +15,18 @@ import numpy as np
 import rasterio
 from affine import Affine
 from rasterio.enums import ColorInterp, Resampling
+from pyproj import CRS
+from pyproj.exceptions import CRSError
 from rasterio.vrt import WarpedVRT
+from rasterio.warp import calculate_default_transform
 from rasterio.windows import Window, from_bounds
 
-from engine.data.geometry import TileFrame, map_to_lonlat, utm_crs_for_lonlat
+from engine.data.geometry import TileFrame, map_to_lonlat
 from engine.geo.errors import RasterError
+from engine.geo.ground import MAX_DISTORTION, body_problem, choose_ground_frame, ground_resolution_m
 
 SUPPORTED_BAND_COUNTS = (1, 3, 4)
+GEOTRANSFORM, GCPS, RPCS = "geotransform", "gcps", "rpc"
 STRETCH_PERCENTILES = (0.5, 99.5)
 
 
@@ -33,6 +39,9 @@ class RasterInfo:
     dtype: str
     source_crs: str
     warped: bool
+    georeferencing: str = GEOTRANSFORM      # geotransform, gcps or rpc
+    ground_resolution_m: float = float("nan")   # the map's own metres per pixel on the ground
+    crs_note: str = ""                       # why the map is read in its CRS
 
 
 def file_content_hash(path: str | os.PathLike, chunk: int = 1 << 22) -> str:
@@ -66,20 +75,27 @@ class MapRaster:
 
     # ------------------------------------------------------------ opening
     def _validate_and_warp(self, src):
-        if src.crs is None or src.transform == Affine.identity():
-            raise RasterError(self.path, "raster has no georeferencing (no CRS or geotransform)")
         if src.count not in SUPPORTED_BAND_COUNTS:
             raise RasterError(self.path, f"unsupported band layout: {src.count} bands "
                                          "(expected 1 grey, 3 RGB or 4 RGBA / RGB+NIR)")
         if src.dtypes[0] not in ("uint8", "uint16", "int16", "float32"):
             raise RasterError(self.path, f"unsupported sample type {src.dtypes[0]}")
-        if abs(src.transform.b) > 1e-12 or abs(src.transform.d) > 1e-12:
-            return WarpedVRT(src, crs=src.crs, resampling=Resampling.bilinear)  # rotated grid -> north up
-        if src.crs.is_projected:
+        self.georeferencing, source_crs, extras = _georeferencing(self.path, src)
+        problem = body_problem(source_crs)
+        if problem:
+            raise RasterError(self.path, problem)
+        lons, lats = _sample_lonlat(self.path, src, source_crs, extras)
+        self.frame = choose_ground_frame(source_crs if self.georeferencing == GEOTRANSFORM else None, lons, lats)
+        if self.frame.distortion > MAX_DISTORTION:
+            raise RasterError(self.path, f"the map spans {self.frame.span_km:,.0f} km: no single projection keeps "
+                                         f"its ground scale within {MAX_DISTORTION:.0%} (best "
+                                         f"{_percent(self.frame.distortion)}); clip it into regions under "
+                                         "~500 km (e.g. gdal_translate -projwin) and index each")
+        rotated = abs(src.transform.b) > 1e-12 or abs(src.transform.d) > 1e-12
+        if self.frame.keep_source and not rotated:
             return src
-        centre_x, centre_y = src.xy(src.height / 2, src.width / 2)
-        lon, lat = map_to_lonlat(src.crs, centre_x, centre_y)
-        return WarpedVRT(src, crs=utm_crs_for_lonlat(float(lon), float(lat)), resampling=Resampling.bilinear)
+        # GDAL warps through the geotransform, GCPs (polynomial) or RPCs, whichever the file has
+        return WarpedVRT(src, crs=self.frame.crs.srs, resampling=Resampling.bilinear, **extras)
 
     def close(self) -> None:
         if self._dataset is not self._src:
@@ -121,8 +137,20 @@ class MapRaster:
 
     @property
     def info(self) -> RasterInfo:
+        source = self._src.crs or self._extras_crs()
         return RasterInfo(str(self.path), self.width, self.height, self._src.count, self._src.dtypes[0],
-                          self._src.crs.to_string(), self._dataset is not self._src)
+                          source.to_string() if source is not None else "", self._dataset is not self._src,
+                          self.georeferencing, self.ground_resolution_m, self.frame.reason)
+
+    def _extras_crs(self):
+        gcps, crs = self._src.gcps
+        return crs if gcps else (CRS.from_epsg(4326) if self._src.rpcs else None)
+
+    @property
+    def ground_resolution_m(self) -> float:
+        """The map's own ground resolution: mean geodesic pixel size at its centre (metres)."""
+        rx, ry = ground_resolution_m(self.transform, self.crs, self.width / 2.0, self.height / 2.0)
+        return float(np.sqrt(rx * ry))
 
     def content_hash(self) -> str:
         return file_content_hash(self.path)
@@ -210,6 +238,51 @@ class MapRaster:
         rgb, _ = self.read_bounds(self.bounds, (width, height), Resampling.average)
         left, bottom, right, top = self.bounds
         return rgb, Affine((right - left) / width, 0, left, 0, -(top - bottom) / height, top)
+
+
+def _georeferencing(path, src):
+    """(kind, CRS of the control data, WarpedVRT arguments); RasterError when the file has none."""
+    if src.crs is not None and src.transform != Affine.identity():
+        return GEOTRANSFORM, CRS.from_user_input(src.crs), {}
+    gcps, gcp_crs = src.gcps
+    if gcps and gcp_crs is not None:
+        if len(gcps) < 3:
+            raise RasterError(path, f"only {len(gcps)} ground control points (at least 3 are needed)")
+        return GCPS, CRS.from_user_input(gcp_crs), {"src_crs": gcp_crs}
+    if src.rpcs is not None:
+        return RPCS, CRS.from_epsg(4326), {"src_crs": "EPSG:4326"}
+    if gcps:
+        raise RasterError(path, "has ground control points but no CRS for them")
+    if src.crs is None and src.transform != Affine.identity():
+        raise RasterError(path, "raster has a geotransform but no CRS (add one, e.g. gdal_edit.py -a_srs)")
+    raise RasterError(path, "raster has no georeferencing (no CRS + geotransform, ground control points or RPCs)")
+
+
+def _sample_lonlat(path, src, source_crs, extras, n: int = 7) -> tuple[np.ndarray, np.ndarray]:
+    """A n x n grid of the map's points in lon/lat (through GCPs / RPCs when it has no geotransform)."""
+    cols, rows = np.meshgrid(np.linspace(0, src.width, n), np.linspace(0, src.height, n))
+    try:
+        if not extras:
+            xs, ys = _apply(src.transform, cols, rows)
+            lons, lats = map_to_lonlat(source_crs, xs, ys)
+        else:
+            kind = {"gcps": src.gcps[0]} if src.gcps[0] else {"rpcs": src.rpcs}
+            transform, _, _ = calculate_default_transform(source_crs, "EPSG:4326", src.width, src.height, **kind)
+            lons, lats = _apply(transform, cols, rows)
+    except (CRSError, ValueError, RuntimeError, rasterio.errors.RasterioError) as exc:
+        raise RasterError(path, f"its georeferencing cannot be converted to lon/lat ({_first_line(exc)})") from None
+    lons, lats = np.asarray(lons, float), np.asarray(lats, float)
+    if not (np.isfinite(lons).all() and np.isfinite(lats).all()) or np.abs(lats).max() > 90.0 + 1e-6:
+        raise RasterError(path, "its georeferencing puts it off the Earth (coordinates outside lon/lat range)")
+    return lons, lats
+
+
+def _apply(t: Affine, cols: np.ndarray, rows: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    return t.a * cols + t.b * rows + t.c, t.d * cols + t.e * rows + t.f
+
+
+def _percent(value: float) -> str:
+    return "unbounded" if not np.isfinite(value) else f"{value:.1%}"
 
 
 def _clip_window(window: Window, out_size: tuple[int, int], width: int, height: int):

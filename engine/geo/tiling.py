@@ -10,6 +10,11 @@ from engine.data.geometry import TileFrame
 from engine.geo.raster import MapRaster
 
 
+#: a map smaller than one tile is still indexed when its valid pixels fill this share of the tile
+#: (2 %: a 18 m square in a 128 m tile); below it the model would see almost nothing but padding
+MIN_SINGLE_TILE_FRACTION = 0.02
+
+
 @dataclass(frozen=True)
 class TilingSpec:
     tile_px: int                     # tile side in model pixels
@@ -83,4 +88,22 @@ def tile_map(raster: MapRaster, spec: TilingSpec) -> list[TileFrame]:
             covered = window.sum() / max(1, (r1 - r0) * (c1 - c0))
             if covered >= spec.min_valid_fraction:
                 tiles.append(TileFrame(float(x), float(y), spec.tile_px, spec.tile_px, spec.metres_per_px))
+    if not tiles:   # a map smaller than a tile (a drone orthophoto of one field) is one padded tile
+        tiles = _single_tile(raster, spec)
     return tiles
+
+
+def _single_tile(raster: MapRaster, spec: TilingSpec) -> list[TileFrame]:
+    """One tile centred on the map's valid pixels when they cover at least MIN_SINGLE_TILE_FRACTION of it."""
+    left, bottom, right, top = raster.bounds
+    width = max(1, min(1024, raster.width))
+    height = max(1, min(1024, raster.height))
+    _, valid = raster.read_bounds((left, bottom, right, top), (width, height), Resampling.nearest)
+    cell_x, cell_y = (right - left) / width, (top - bottom) / height
+    rows, cols = np.nonzero(valid)
+    if rows.size == 0 or rows.size * cell_x * cell_y < MIN_SINGLE_TILE_FRACTION * spec.tile_m ** 2:
+        return []
+    cx = left + (cols.min() + cols.max() + 1) / 2.0 * cell_x
+    cy = top - (rows.min() + rows.max() + 1) / 2.0 * cell_y
+    half = spec.tile_m / 2.0
+    return [TileFrame(float(cx - half), float(cy + half), spec.tile_px, spec.tile_px, spec.metres_per_px)]

@@ -5,16 +5,23 @@
   is assumed.
 - FoV: FocalLengthIn35mmFilm, else FocalLength + sensor width (see PhotoExif.fov_deg); else the configured
   default (None: unknown, reported as such).
-- Heading: GPSImgDirection (compass degrees), with `heading_tolerance_deg` as its 1-sigma error.
-Every prior is optional; PriorOverrides replaces or switches off each one (API and CLI).
+- Heading: GPSImgDirection (compass degrees), with `heading_tolerance_deg` as its 1-sigma error. A magnetic
+  heading (GPSImgDirectionRef = M) is turned to true north with the World Magnetic Model's declination at the
+  photo's place and date (engine.geo.declination); without a model it is used as it is, with its tolerance
+  widened by `magnetic_extra_tolerance_deg` and a warning.
+Every prior is optional; PriorOverrides replaces or switches off each one (API and CLI). Every prior says
+where it came from (source, and sigma_source / reference / fov_basis for the detail), and anything doubtful
+is listed in Priors.warnings.
 """
 from __future__ import annotations
 
 from dataclasses import dataclass
 
+from engine.geo.declination import declination
 from engine.geo.exif import PhotoExif
 
-EXIF, USER = "exif", "user"
+EXIF, USER, DEFAULT = "exif", "user", "default"
+TRUE_NORTH, MAGNETIC = "true", "magnetic"
 
 
 @dataclass(frozen=True)
@@ -26,6 +33,8 @@ class PriorSettings:
     min_radius_m: float = 10.0
     heading_tolerance_deg: float = 30.0    # 1-sigma error of a phone compass
     default_fov_deg: float | None = None   # FoV assumed when neither EXIF nor the user gives one
+    #: added to the tolerance of a magnetic heading that cannot be corrected (declination reaches ~20 degrees)
+    magnetic_extra_tolerance_deg: float = 20.0
 
     def __post_init__(self) -> None:
         if min(self.default_gps_error_m, self.error_scale, self.min_radius_m, self.heading_tolerance_deg) <= 0:
@@ -72,13 +81,17 @@ class PositionPrior:
     radius_m: float     # hard limit: tiles and positions are searched within it
     sigma_m: float      # 1-sigma error, weights positions inside the radius
     source: str
+    sigma_source: str = DEFAULT    # GPSHPositioningError, default (no tag) or user (from --prior-radius)
 
 
 @dataclass(frozen=True)
 class HeadingPrior:
-    heading_deg: float
+    heading_deg: float             # from true north, always (magnetic headings are corrected or widened)
     tolerance_deg: float
     source: str
+    reference: str = TRUE_NORTH    # what the file said: true or magnetic north
+    declination_deg: float | None = None   # added to a magnetic heading (None: not corrected)
+    declination_model: str | None = None
 
 
 @dataclass(frozen=True)
@@ -87,16 +100,21 @@ class Priors:
     heading: HeadingPrior | None = None
     fov_deg: float | None = None
     fov_source: str | None = None
+    fov_basis: str | None = None               # the EXIF tags the FoV was computed from
+    warnings: tuple[str, ...] = ()             # doubts about the priors, shown with the result
 
     def to_json(self) -> dict:
-        data: dict = {"fov_deg": self.fov_deg, "fov_source": self.fov_source, "position": None, "heading": None}
+        data: dict = {"fov_deg": self.fov_deg, "fov_source": self.fov_source, "fov_basis": self.fov_basis,
+                      "position": None, "heading": None, "warnings": list(self.warnings)}
         if self.position is not None:
             p = self.position
             data["position"] = {"lon": p.lon, "lat": p.lat, "radius_m": p.radius_m, "sigma_m": p.sigma_m,
-                                "source": p.source}
+                                "source": p.source, "sigma_source": p.sigma_source}
         if self.heading is not None:
             h = self.heading
-            data["heading"] = {"heading_deg": h.heading_deg, "tolerance_deg": h.tolerance_deg, "source": h.source}
+            data["heading"] = {"heading_deg": h.heading_deg, "tolerance_deg": h.tolerance_deg, "source": h.source,
+                               "reference": h.reference, "declination_deg": h.declination_deg,
+                               "declination_model": h.declination_model}
         return data
 
 
@@ -106,35 +124,53 @@ def resolve_priors(exif: PhotoExif | None, overrides: PriorOverrides | None = No
     exif = exif or PhotoExif()
     overrides = overrides or PriorOverrides()
     settings = settings or PriorSettings()
-    return Priors(_position(exif, overrides, settings), _heading(exif, overrides, settings),
-                  *_fov(exif, overrides, settings))
+    warnings: list[str] = []
+    fov, fov_source = _fov(exif, overrides, settings)
+    basis = exif.fov_basis if fov_source == EXIF else None
+    return Priors(_position(exif, overrides, settings), _heading(exif, overrides, settings, warnings),
+                  fov, fov_source, basis, tuple(warnings))
 
 
 def _position(exif: PhotoExif, overrides: PriorOverrides, settings: PriorSettings) -> PositionPrior | None:
     exif_error = exif.gps_error_m if exif.gps_error_m and exif.gps_error_m > 0 else None
     if overrides.lonlat is not None:
-        (lon, lat), source, sigma = overrides.lonlat, USER, settings.default_gps_error_m
+        (lon, lat), source, sigma, sigma_source = overrides.lonlat, USER, settings.default_gps_error_m, DEFAULT
     elif overrides.use_exif_position and exif.has_position:
         lon, lat, source = exif.lon, exif.lat, EXIF
         sigma = exif_error or settings.default_gps_error_m
+        sigma_source = "GPSHPositioningError" if exif_error else DEFAULT
     else:
         return None
     if overrides.radius_m is not None:
         radius = float(overrides.radius_m)
         sigma = radius / settings.error_scale      # the user's radius is the error_scale-sigma bound
-        source = USER
+        source = sigma_source = USER
     else:
         radius = max(settings.min_radius_m, settings.error_scale * sigma)
-    return PositionPrior(float(lon), float(lat), radius, float(sigma), source)
+    return PositionPrior(float(lon), float(lat), radius, float(sigma), source, sigma_source)
 
 
-def _heading(exif: PhotoExif, overrides: PriorOverrides, settings: PriorSettings) -> HeadingPrior | None:
-    tolerance = overrides.heading_tolerance_deg or settings.heading_tolerance_deg
+def _heading(exif: PhotoExif, overrides: PriorOverrides, settings: PriorSettings,
+             warnings: list[str]) -> HeadingPrior | None:
+    tolerance = float(overrides.heading_tolerance_deg or settings.heading_tolerance_deg)
     if overrides.heading_deg is not None:
-        return HeadingPrior(float(overrides.heading_deg) % 360.0, float(tolerance), USER)
-    if overrides.use_exif_heading and exif.heading_deg is not None:
-        return HeadingPrior(float(exif.heading_deg) % 360.0, float(tolerance), EXIF)
-    return None
+        return HeadingPrior(float(overrides.heading_deg) % 360.0, tolerance, USER)
+    if not (overrides.use_exif_heading and exif.heading_deg is not None):
+        return None
+    heading = float(exif.heading_deg)
+    if exif.heading_ref != "M":
+        return HeadingPrior(heading % 360.0, tolerance, EXIF)
+    # a magnetic heading: correct it where the photo is (its GPS, else the user's position)
+    lonlat = (exif.lon, exif.lat) if exif.has_position else overrides.lonlat
+    found = declination(*lonlat, exif.datetime_original) if lonlat is not None else None
+    if found is None:
+        why = "no position to look the declination up at" if lonlat is None else "no magnetic model installed"
+        warnings.append(f"the compass heading is magnetic and could not be corrected ({why}); "
+                        f"used with a tolerance widened by {settings.magnetic_extra_tolerance_deg:g} degrees")
+        return HeadingPrior(heading % 360.0, tolerance + settings.magnetic_extra_tolerance_deg, EXIF, MAGNETIC)
+    if found.note:
+        warnings.append(found.note)
+    return HeadingPrior((heading + found.degrees) % 360.0, tolerance, EXIF, MAGNETIC, found.degrees, found.model)
 
 
 def _fov(exif: PhotoExif, overrides: PriorOverrides, settings: PriorSettings) -> tuple[float | None, str | None]:
@@ -143,5 +179,5 @@ def _fov(exif: PhotoExif, overrides: PriorOverrides, settings: PriorSettings) ->
     if overrides.use_exif_fov and exif.fov_deg is not None:
         return float(exif.fov_deg), EXIF
     if settings.default_fov_deg is not None:
-        return float(settings.default_fov_deg), "default"
+        return float(settings.default_fov_deg), DEFAULT
     return None, None

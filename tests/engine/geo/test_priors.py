@@ -30,7 +30,8 @@ def test_overrides_replace_or_switch_off_each_prior():
     assert radius_only.position.lon == 11.5 and radius_only.position.radius_m == 30.0
     none = resolve_priors(exif, PriorOverrides.none())
     assert none.position is None and none.heading is None and none.fov_deg is None
-    assert none.to_json() == {"fov_deg": None, "fov_source": None, "position": None, "heading": None}
+    assert none.to_json() == {"fov_deg": None, "fov_source": None, "fov_basis": None, "position": None,
+                              "heading": None, "warnings": []}
     # nothing in EXIF and no override: no prior, unless a default FoV is configured
     assert resolve_priors(PhotoExif()).position is None
     assert resolve_priors(PhotoExif(), settings=PriorSettings(default_fov_deg=65.0)).fov_source == "default"

@@ -25,6 +25,9 @@ class ModelConfig:
     #: Extra timm constructor arguments; None picks the defaults for the backbone (see resolved_*).
     backbone_kwargs: dict[str, Any] | None = None
     shared_backbone: bool = True
+    #: keep every BatchNorm layer on its ImageNet statistics in training too: with one encoder for both views,
+    #: batch statistics in training and blended running statistics in eval() disagree (the domain bug)
+    freeze_batchnorm: bool = True
     pyramid_dim: int = 128
     #: Width of the 1x1 conv + ReLU6 feeding GeM; 1280 lets EfficientNet-Lite0 reuse its ImageNet conv_head.
     descriptor_head_channels: int = 1280
@@ -121,6 +124,8 @@ class LossConfig:
     """Weights of the training objective: InfoNCE + warm-up-gated CAFR terms + fine-localisation head."""
 
     label_smoothing: float = 0.1
+    #: pairs whose cameras are closer than this are not each other's InfoNCE negatives (0: keep all)
+    negative_exclusion_m: float = 25.0
     cafr_weight: float = 0.05
     #: 0-based epoch from which CWR + SRS count (CAFR: on after three epochs).
     cafr_start_epoch: int = 3

@@ -21,19 +21,26 @@ class CafrTargets:
         it is area-averaged onto every attention level and thresholded at 0.5.
     camera_px: (B, 2) camera position (x, y) in tile pixels, for the fine head; None skips it.
     heading_deg: (B,) compass heading of the photo; NaN where unknown; None skips the heading loss.
+    same_place: (B, B) bool, True where two different pairs were taken within the InfoNCE exclusion radius of
+        each other: those are not negatives of each other and are left out of the softmax; None keeps all.
     """
 
     overlap_centre_px: Tensor | None = None
     overlap_mask: Tensor | None = None
     camera_px: Tensor | None = None
     heading_deg: Tensor | None = None
+    same_place: Tensor | None = None
 
 
 # ---------------------------------------------------------------- retrieval
 def info_nce(ground: Tensor, satellite: Tensor, logit_scale: Tensor | float,
-             label_smoothing: float = 0.1) -> Tensor:
-    """Symmetric InfoNCE over a batch of matched unit descriptors: mean of ground->sat and sat->ground CE."""
+             label_smoothing: float = 0.1, same_place: Tensor | None = None) -> Tensor:
+    """Symmetric InfoNCE over a batch of matched unit descriptors: mean of ground->sat and sat->ground CE.
+    `same_place` (B, B) masks off-diagonal pairs that are not true negatives (cameras a few metres apart)."""
     logits = logit_scale * ground.float() @ satellite.float().t()
+    if same_place is not None:
+        eye = torch.eye(logits.shape[0], dtype=torch.bool, device=logits.device)
+        logits = logits.masked_fill(same_place.to(logits.device) & ~eye, -1e4)
     labels = torch.arange(logits.shape[0], device=logits.device)
     return 0.5 * (F.cross_entropy(logits, labels, label_smoothing=label_smoothing)
                   + F.cross_entropy(logits.t(), labels, label_smoothing=label_smoothing))
@@ -131,7 +138,7 @@ class CafrLoss(nn.Module):
         cfg = self.config
         terms: dict[str, Tensor] = {
             "infonce": info_nce(output.ground.descriptor, output.satellite.descriptor, output.logit_scale,
-                                cfg.label_smoothing)}
+                                cfg.label_smoothing, targets.same_place)}
         cafr = self._cafr_terms(output.attention, targets, terms)
         fine = self._fine_terms(output.fine, targets, terms)
         cafr_on = float(epoch >= cfg.cafr_start_epoch)

@@ -134,6 +134,14 @@ class CrossViewNet(nn.Module):
                               satellite.level(self.config.fine_satellite_stride), satellite.image_hw)
         return CrossViewOutput(ground, satellite, attention, fine, self.logit_scale())
 
+    def train(self, mode: bool = True) -> CrossViewNet:
+        super().train(mode)
+        if mode and self.config.freeze_batchnorm:
+            for module in self.modules():
+                if isinstance(module, nn.modules.batchnorm._BatchNorm):
+                    module.eval()
+        return self
+
     def prepare_for_inference(self, device: torch.device | str | None = None) -> CrossViewNet:
         """Move to `device` (default: CUDA when present), eval mode, channels_last on CUDA."""
         device = torch.device(device) if device is not None else best_device()

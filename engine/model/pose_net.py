@@ -30,6 +30,7 @@ from engine.model.pose_geometry import (BevGrid, correlate, depth_prior_logits, 
                                         polar_to_bev_grid, rotate_templates, rotation_grids, row_elevation)
 
 POSE_ARCHITECTURE = "PoseNet"
+_TRUNKS = ("ground_trunk.", "map_trunk.")
 _TF_PORT = {"pad_type": "same", "bn_eps": 1e-3}
 
 
@@ -75,9 +76,12 @@ def photo_tensor(rgb: np.ndarray, ground_hw: tuple[int, int]) -> torch.Tensor:
     return torch.from_numpy(np.array(image)).permute(2, 0, 1)
 
 
-def _trunk(out_indices: tuple[int, ...]) -> nn.Module:
-    return timm.create_model("efficientnet_lite0", pretrained=False, features_only=True,
-                             out_indices=out_indices, **_TF_PORT)
+def _trunk(out_indices: tuple[int, ...], blocks: int) -> nn.Module:
+    """EfficientNet-Lite0 features, cut after the last block they need (timm builds and runs all seven)."""
+    trunk = timm.create_model("efficientnet_lite0", pretrained=False, features_only=True,
+                              out_indices=out_indices, **_TF_PORT)
+    trunk.blocks = trunk.blocks[:blocks]
+    return trunk
 
 
 def _conv(cin: int, cout: int, k: int = 3) -> nn.Sequential:
@@ -100,8 +104,8 @@ class PoseNet(nn.Module):
         self.config = config = config or PoseConfig()
         c, h = config.feature_dim, config.hidden
         d = config.grid.depth_bins
-        self.ground_trunk = _trunk((2, 3))          # stride 8 (40 ch) and 16 (112 ch)
-        self.map_trunk = _trunk((0, 1))             # stride 2 (16 ch) and 4 (24 ch)
+        self.ground_trunk = _trunk((2, 3), 5)       # stride 8 (40 ch) and 16 (112 ch)
+        self.map_trunk = _trunk((0, 1), 2)          # stride 2 (16 ch) and 4 (24 ch)
         self.ground_head = nn.Sequential(_conv(40 + 112 + 3, h), _conv(h, h), nn.Conv2d(h, c + d + 1, 1))
         self.bev_head = nn.Sequential(_conv(c + 1, 16), nn.Conv2d(16, c + 1, 3, padding=1))
         self.map_head = nn.Sequential(_conv(16 + 24, h), _conv(h, h), nn.Conv2d(h, c, 1))
@@ -115,6 +119,7 @@ class PoseNet(nn.Module):
                 trunk.load_state_dict({key: state[key] for key in own}, strict=True)
         for trunk in (self.ground_trunk, self.map_trunk):
             trunk.requires_grad_(False)
+            trunk.eval()     # a fresh module is in training mode: BatchNorm would use batch statistics
         self.register_buffer("mean_std", torch.tensor([0.5, 0.5]), persistent=False)
 
     def train(self, mode: bool = True) -> PoseNet:
@@ -193,8 +198,7 @@ class PoseNet(nn.Module):
 
     # ------------------------------------------------------------ files
     def trainable_state(self) -> dict[str, Tensor]:
-        return {k: v for k, v in self.state_dict().items()
-                if not k.startswith(("ground_trunk.", "map_trunk."))}
+        return {k: v for k, v in self.state_dict().items() if not k.startswith(_TRUNKS)}
 
     def describe(self) -> dict[str, Any]:
         return {"architecture": POSE_ARCHITECTURE, "config": self.config.to_dict(),
@@ -204,7 +208,8 @@ class PoseNet(nn.Module):
                 **{k: v for k, v in self.metadata.items() if k in ("training", "calibration", "benchmark")}}
 
     def save(self, path: str | Path) -> Path:
-        return write_checkpoint(path, self.state_dict(), self.describe())
+        """The learned weights only: the frozen trunks are the installed package's ImageNet weights."""
+        return write_checkpoint(path, self.trainable_state(), self.describe())
 
     @classmethod
     def load(cls, path: str | Path, device: torch.device | str = "cpu") -> PoseNet:
@@ -213,12 +218,13 @@ class PoseNet(nn.Module):
             raise CheckpointError(f"{path}: architecture {metadata.get('architecture')!r} is not "
                                   f"{POSE_ARCHITECTURE}")
         try:
-            model = cls(PoseConfig.from_dict(metadata["config"]), load_trunk_weights=False)
+            model = cls(PoseConfig.from_dict(metadata["config"]), load_trunk_weights=True)
         except (KeyError, TypeError, ValueError) as exc:
             raise CheckpointError(f"{path}: pose model configuration is invalid ({exc})") from exc
-        expected = model.state_dict()
-        if set(expected) != set(tensors) or any(expected[k].shape != tensors[k].shape for k in expected):
+        expected = model.trainable_state()
+        learned = {k: v for k, v in tensors.items() if not k.startswith(_TRUNKS)}
+        if set(expected) != set(learned) or any(expected[k].shape != learned[k].shape for k in expected):
             raise CheckpointError(f"{path}: weights do not match the PoseNet architecture in its metadata")
-        model.load_state_dict(tensors, strict=True)
+        model.load_state_dict(learned, strict=False)
         model.metadata = metadata
         return model.to(device).eval()

@@ -158,7 +158,7 @@ def conflicting_items(keys: Sequence[Sequence[str]]) -> list[np.ndarray]:
     return result
 
 
-def _positions(items: Sequence[CrossViewItem]) -> tuple[np.ndarray, np.ndarray]:
+def item_positions(items: Sequence[CrossViewItem]) -> tuple[np.ndarray, np.ndarray]:
     """(N, 3) metric positions and a validity mask: lon/lat on a sphere, else projected map_xy."""
     positions = np.zeros((len(items), 3))
     valid = np.zeros(len(items), dtype=bool)
@@ -186,7 +186,7 @@ def gps_neighbours(items: Sequence[CrossViewItem], pool: int = 128, chunk: int =
     a place on the globe, so cities are kept apart on purpose."""
     table = np.full((len(items), pool), NO_NEIGHBOUR, dtype=np.int64)
     conflicts = conflicting_items(conflict_keys(items))
-    positions, valid = _positions(items)
+    positions, valid = item_positions(items)
     groups: dict[tuple, list[int]] = {}
     for index, item in enumerate(items):
         # lon/lat and map_xy positions are different spaces: keep them apart too

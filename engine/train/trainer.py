@@ -46,6 +46,7 @@ from engine.train.sampler import (
     conflict_keys,
     conflicting_items,
     gps_neighbours,
+    item_positions,
     visual_neighbours,
 )
 from engine.train.schedule import CosineWarmupSchedule
@@ -400,7 +401,21 @@ class Trainer:
         # a sample without a heading has no CWR target (NaN); such batches train without CWR
         return CafrTargets(overlap_centre_px=move(batch["overlap_centre_px"]) if all_headings else None,
                            overlap_mask=move(batch["overlap_mask"]), camera_px=move(batch["camera_px"]),
-                           heading_deg=move(batch["heading_deg"]))
+                           heading_deg=move(batch["heading_deg"]), same_place=self._same_place(batch["index"]))
+
+    def _same_place(self, indices: torch.Tensor) -> torch.Tensor | None:
+        """(B, B) pairs of the batch whose cameras lie within the loss's exclusion radius of each other."""
+        radius = self.config.loss.negative_exclusion_m
+        if radius <= 0:
+            return None
+        items = [self.items[int(i)] for i in indices]
+        positions, valid = item_positions(items)
+        points = torch.from_numpy(positions)
+        near = torch.cdist(points, points) < radius
+        known = torch.from_numpy(valid)
+        places = [(item.dataset, item.city) for item in items]      # worlds of one biome share coordinates
+        same_world = torch.tensor([[a == b for b in places] for a in places])
+        return near & same_world & known[:, None] & known[None, :]
 
     def _step(self, batch: dict | None, epoch: int, step: int) -> dict[str, float] | None:
         """One optimiser step; None when no process could load its batch (the step is skipped everywhere)."""

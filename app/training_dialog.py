@@ -9,7 +9,7 @@ import time
 from pathlib import Path
 
 import pyqtgraph as pg
-from PySide6.QtCore import Qt, QTimer, Signal
+from PySide6.QtCore import QStandardPaths, Qt, QTimer, Signal
 from PySide6.QtGui import QColor, QFont
 from PySide6.QtWidgets import (QApplication, QButtonGroup, QCheckBox, QComboBox, QDialog, QDoubleSpinBox, QFileDialog,
                                QFormLayout, QGroupBox, QHBoxLayout, QLabel, QLineEdit, QPlainTextEdit,
@@ -35,6 +35,13 @@ DEVICES = (("Automatic (CUDA when present)", "auto"), ("CPU", "cpu"), ("CUDA GPU
 LOSS_PEN = pg.mkPen(QColor(31, 119, 180), width=1.2)
 SMOOTH_PEN = pg.mkPen(QColor(214, 39, 40), width=2.2)
 RECALL_PEN = pg.mkPen(QColor(44, 160, 44), width=2.2)
+
+
+def default_run_folder(config_path: str) -> Path:
+    """Runs go to the user's data folder (never the install folder): .../Viewfinder/runs/<config name>."""
+    base = QStandardPaths.writableLocation(QStandardPaths.StandardLocation.AppDataLocation) or str(
+        Path.home() / ".local" / "share" / "Viewfinder")
+    return Path(base) / "runs" / (Path(config_path).stem or "run")
 
 
 def bundled_configs() -> list[Path]:
@@ -287,7 +294,7 @@ class TrainingDialog(QDialog):
         self.epochs_spin.setValue(config.train.epochs)
         self.batch_spin.setValue(config.train.batch_size)
         self.device_combo.setCurrentIndex(max(0, self.device_combo.findData(config.train.device)))
-        self.out_edit.setText(str(config.train.out))
+        self.out_edit.setText(str(default_run_folder(self.config_path())))
         if config.data.generate is not None:
             self.photos_spin.setValue(config.data.generate.photos_per_world)
             self.worlds_spin.setValue(config.data.generate.worlds_per_biome)
@@ -321,7 +328,7 @@ class TrainingDialog(QDialog):
             config.model = dataclasses.replace(config.model, backbone=name, backbone_weights=weights)
         except ValueError as exc:
             raise ConfigError(f"backbone {name}: {exc}") from None
-        out = Path(self.out_edit.text().strip() or config.train.out)
+        out = Path(self.out_edit.text().strip() or default_run_folder(self.config_path())).expanduser()
         config.train = dataclasses.replace(config.train, epochs=self.epochs_spin.value(),
                                            batch_size=self.batch_spin.value(),
                                            device=self.device_combo.currentData(), out=out)
@@ -332,7 +339,12 @@ class TrainingDialog(QDialog):
             config.data = dataclasses.replace(config.data, kind=kind, root=Path(self.folder_edit.text().strip()),
                                               split=None, val_root=None, val_kind=None, val_split=None,
                                               generate=None, val_generate=None)
-        elif self.data_synthetic.isChecked():
+        elif config.data.generate is not None or config.data.val_generate is not None:
+            # the config's own generated data goes under the chosen folder too, never beside the config
+            config.data = dataclasses.replace(
+                config.data, root=out / "data" / "train" if config.data.generate is not None else config.data.root,
+                val_root=out / "data" / "eval" if config.data.val_generate is not None else config.data.val_root)
+        if self.data_synthetic.isChecked():
             config.data = dataclasses.replace(config.data, kind="synthetic-cvnaf", root=out / "data" / "train",
                                               val_root=out / "data" / "eval", split=None, val_kind=None,
                                               val_split=None, **self._synthetic_specs(config))
@@ -466,9 +478,13 @@ class TrainingDialog(QDialog):
         self.status_label.setText(f"Run {summary.stopped}: {summary.epochs_completed} epochs, "
                                   f"{summary.global_step} steps in {summary.seconds:.0f} s{extra}")
         self._log(self.status_label.text())
-        self.progress.setRange(0, 1)
-        self.progress.setValue(1)
-        self.progress.setFormat(summary.stopped)
+        if summary.stopped == "completed":
+            self.progress.setRange(0, 1)
+            self.progress.setValue(1)
+            self.progress.setFormat("completed")
+        else:       # cancelled / time budget: the bar stays where the run stopped and says so
+            self.progress.setFormat(f"{summary.stopped} at step {self.progress.value()}/{self.progress.maximum()}"
+                                    f" (epoch {summary.epochs_completed + 1})")
         self._end_run()
 
     def _on_failed(self, reason: str) -> None:

@@ -99,6 +99,9 @@ def test_cancel_stops_a_run_within_two_seconds_and_resume_continues_it(qtbot, tm
     assert waited < 2.0, f"cancel took {waited:.2f} s"
     assert summary.stopped == "cancelled" and summary.epochs_completed < 2
     assert (out / LAST_MODEL).is_file()
+    # the bar stays where the run stopped and says cancelled, never a full "100 %"
+    assert dialog.progress.format().startswith("cancelled at step")
+    assert dialog.progress.value() < dialog.progress.maximum()
     steps_before = summary.global_step
 
     dialog.resume_check.setChecked(True)
@@ -108,6 +111,24 @@ def test_cancel_stops_a_run_within_two_seconds_and_resume_continues_it(qtbot, tm
     assert final.global_step > steps_before
     assert len(dialog.losses) == final.global_step      # the curve continues from where it stopped
     dialog.close()
+
+
+def test_runs_and_generated_data_go_only_under_the_chosen_output_folder(qtbot, tmp_path):
+    dialog = TrainingDialog()
+    qtbot.addWidget(dialog)
+    dialog.set_config_path(str(TINY_CONFIG))
+    install = Path(__file__).resolve().parents[2]
+    default = Path(dialog.out_edit.text())
+    assert default.name == "tiny-cpu" and default.parent.name == "runs"
+    assert install not in default.parents                               # the user's data folder, not the install
+    out = tmp_path / "chosen"
+    dialog.out_edit.setText(str(out))
+    config = dialog.build_config()                                      # "as the config says": it generates data
+    assert config.train.out == out
+    assert config.data.root == out / "data" / "train" and config.data.val_root == out / "data" / "eval"
+    dialog.data_synthetic.setChecked(True)
+    config = dialog.build_config()
+    assert config.data.root == out / "data" / "train" and config.data.val_root == out / "data" / "eval"
 
 
 def test_a_dataset_folder_that_is_not_a_dataset_is_reported_and_nothing_starts(qtbot, tmp_path):

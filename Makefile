@@ -4,7 +4,7 @@ VENV ?= .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: venv run screenshots test bench bench-accuracy lint clean contact-sheet
+.PHONY: venv run screenshots test bench bench-accuracy bench-pose train-pose lint clean contact-sheet
 
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PY) -m venv $(VENV)
@@ -33,6 +33,15 @@ bench: $(STAMP)
 # VIEWFINDER_BENCH_* settings (budget, data size, device).
 bench-accuracy: $(STAMP)
 	$(BIN)/python -m tests.bench.run_all accuracy
+
+# Pose estimation on held-out worlds: GPS alone, the colour BEV baseline, the previous CAFR fine head and PoseNet.
+bench-pose: $(STAMP)
+	$(BIN)/python -m tests.bench.run_all pose
+
+# The CPU recipe of the shipped pose model (about 50 minutes on 2 cores), then calibration and install.
+train-pose: $(STAMP)
+	$(BIN)/python -m engine.train.pose_recipe --worlds 160 --minutes 36 --out out/pose-run
+	$(BIN)/python -m engine.pipeline.pose_ship out/pose-run/posenet.safetensors
 
 lint: $(STAMP)
 	$(BIN)/ruff check engine app tests

@@ -60,9 +60,23 @@ class Localizer:
         """pose_model: a PoseNet, a checkpoint path, "colour" (the non-learned baseline) or None (shipped)."""
         self.config = config or LocalizerConfig()
         self.loaded: LoadedModel = load_model(model, device)
-        matcher, self.pose_description = load_pose_matcher(pose_model)
-        self.pose_search = PoseSearch(matcher, self.config.pose_headings)
+        self._pose_source = pose_model
+        self._pose_search: PoseSearch | None = None
+        self._pose_description = ""
         self.cache = GalleryCache(self.config.resolved_cache_dir()) if self.config.use_cache else None
+
+    @property
+    def pose_search(self) -> PoseSearch:
+        """The ground-plane pose search, its matcher loaded on first use (start-up stays fast)."""
+        if self._pose_search is None:
+            matcher, self._pose_description = load_pose_matcher(self._pose_source)
+            self._pose_search = PoseSearch(matcher, self.config.pose_headings)
+        return self._pose_search
+
+    @property
+    def pose_description(self) -> str:
+        self.pose_search
+        return self._pose_description
 
     @property
     def model(self) -> CrossViewNet:

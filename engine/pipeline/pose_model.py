@@ -23,7 +23,7 @@ def load_pose_matcher(source: PoseNet | str | os.PathLike | None = None, device:
     if isinstance(source, PoseNet):
         return LearnedMatcher(source.to(device).eval()), "in-memory PoseNet"
     if source == COLOUR_BASELINE:
-        return ColourMatcher(), "non-learned colour baseline"
+        return ColourMatcher(temperature=_colour_temperature()), "non-learned colour baseline"
     if source is not None:
         return LearnedMatcher(PoseNet.load(source, device)), f"pose checkpoint {Path(source).name}"
     if DEFAULT_POSE_MODEL_PATH.is_file():
@@ -31,3 +31,13 @@ def load_pose_matcher(source: PoseNet | str | os.PathLike | None = None, device:
                 f"shipped pose model {DEFAULT_POSE_MODEL_PATH.relative_to(RESOURCES.parent).as_posix()}")
     log.warning("no trained pose model at %s: using the non-learned colour baseline", DEFAULT_POSE_MODEL_PATH.name)
     return ColourMatcher(), "non-learned colour baseline (no trained pose model installed)"
+
+
+def _colour_temperature() -> float:
+    """The colour baseline's temperature as calibrated when the pose model was shipped (same photos)."""
+    if DEFAULT_POSE_MODEL_PATH.is_file():
+        from engine.model.checkpoint import read_checkpoint_metadata
+        fitted = read_checkpoint_metadata(DEFAULT_POSE_MODEL_PATH).get("calibration", {})
+        if fitted.get("colour_baseline_temperature"):
+            return float(fitted["colour_baseline_temperature"])
+    return ColourMatcher().temperature

@@ -173,7 +173,6 @@ class PoseSearch:
         log_xy = np.full((grid.rows, grid.cols), -np.inf)
         best_k = np.zeros((grid.rows, grid.cols), dtype=np.int64)
         heading_lse = np.full(len(headings), -np.inf)
-        logits_of = []
         for piece in scored.pieces:
             window = piece.window
             logits = piece.scores.double() / temperature + heading_prior_k[:, None, None]
@@ -188,15 +187,15 @@ class PoseSearch:
             best_k[piece.r0:piece.r0 + window.rows, piece.c0:piece.c0 + window.cols][take] = \
                 logits.argmax(0).numpy()[take]
             heading_lse = np.logaddexp(heading_lse, torch.logsumexp(logits.flatten(1), 1).numpy())
-            logits_of.append(logits)
         finite = np.isfinite(log_xy)
         total = np.logaddexp.reduce(log_xy[finite]) if finite.any() else 0.0
         posterior = PosePosterior(log_xy - total, best_k, np.exp(heading_lse - total), headings, grid)
         a, b = np.unravel_index(int(np.argmax(log_xy)), log_xy.shape)
         profile = None
-        for piece, logits in zip(scored.pieces, logits_of):
+        for piece in scored.pieces:       # P(heading | best placement): the position prior is a constant there
             if piece.r0 <= a < piece.r0 + piece.window.rows and piece.c0 <= b < piece.c0 + piece.window.cols:
-                profile = torch.softmax(logits[:, a - piece.r0, b - piece.c0], 0).numpy()
+                column = piece.scores[:, a - piece.r0, b - piece.c0].double() / temperature + heading_prior_k
+                profile = torch.softmax(column, 0).numpy()
                 break
         return posterior, profile
 

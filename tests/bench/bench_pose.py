@@ -7,7 +7,7 @@ from their EXIF; eye height unknown to the engine. Priors: GPS sigma 10 and 25 m
 without a compass prior (sigma 15 degrees). Image only: exhaustive pose search over 1 km maps.
 
 Environment: VIEWFINDER_POSE_MODEL (checkpoint, default the shipped one), VIEWFINDER_BENCH_POSE_PHOTOS (photos
-per world, default 12), VIEWFINDER_BENCH_POSE_IMAGE_ONLY (photos per 1 km map, default 8; 0 skips).
+per world, default 10), VIEWFINDER_BENCH_POSE_IMAGE_ONLY (photos per 1 km map, default 8; 0 skips).
 """
 from __future__ import annotations
 
@@ -86,13 +86,14 @@ def _row(label: str, errors: list[float], heading_errors: list[float], covered: 
 def _run_pose_arm(search: PoseSearch, raster: MapRaster, photo: PhotoInput, truth, prior: PositionPriorXY,
                   heading: HeadingPriorDeg | None, scored_cache: dict, key) -> tuple[float, float, bool, float,
                                                                                        float]:
+    if key not in scored_cache:      # the same volume serves the runs with and without a compass
+        start = time.perf_counter()
+        scored_cache[key] = (search.score(raster, photo, [prior_window(prior)]), time.perf_counter() - start)
+    scored, score_s = scored_cache[key]
     start = time.perf_counter()
-    if key not in scored_cache:
-        scored_cache[key] = search.score(raster, photo, [prior_window(prior)])
-    scored = scored_cache[key]
     posterior, profile = search.posterior(scored, prior, heading)
     summary = summarise(posterior, profile)
-    ms = (time.perf_counter() - start) * 1000.0
+    ms = (score_s + time.perf_counter() - start) * 1000.0
     error = math.hypot(summary.x - truth.x, summary.y - truth.y)
     region = summary.credible_region
     covered = bool(region is not None and region.buffer(1e-6).contains(Point(truth.x, truth.y)))
@@ -101,7 +102,7 @@ def _run_pose_arm(search: PoseSearch, raster: MapRaster, photo: PhotoInput, trut
 
 def run() -> list[dict]:
     torch.set_num_threads(THREADS)
-    photos_per_world = int(os.environ.get("VIEWFINDER_BENCH_POSE_PHOTOS", "12"))
+    photos_per_world = int(os.environ.get("VIEWFINDER_BENCH_POSE_PHOTOS", "10"))
     image_only_photos = int(os.environ.get("VIEWFINDER_BENCH_POSE_IMAGE_ONLY", "8"))
     model_source = os.environ.get("VIEWFINDER_POSE_MODEL") or None
     learned, learned_name = load_pose_matcher(model_source)
@@ -149,10 +150,10 @@ def run() -> list[dict]:
                             add(arm, error, herr, covered, ms)
                             if name == "learned" and sigma == SIGMAS_M[0] and not use_compass:
                                 reliability.append((confidence, error <= 5.0))
+                        if use_compass:
+                            continue     # the previous pipeline is slow; it runs without a compass only
                         start = time.perf_counter()
                         overrides = PriorOverrides(lonlat=(float(lon), float(lat)), radius_m=3 * sigma,
-                                                   heading_deg=heading.heading_deg if heading else None,
-                                                   heading_tolerance_deg=COMPASS_SIGMA_DEG if heading else None,
                                                    use_exif_position=False, use_exif_heading=False)
                         old = cafr.localize(path, gallery, overrides)
                         best = old.best
@@ -183,7 +184,8 @@ def run() -> list[dict]:
             "notes": (f"PoseNet: {learned_name}. Held-out worlds {WORLD_SIZE_M:.0f} m, cells "
                       f"{' and '.join(str(r) for r in RESOLUTIONS_M)} m, {photos_per_world} photos each; "
                       f"search +-3 sigma around the noisy prior, 64 headings; GPS alone is the prior's centre. "
-                      f"ms / photo for the pose arms is the pose search only (score volume + posterior).")})
+                      f"ms / photo for the pose arms is the pose search only (score volume + posterior); for the "
+                      f"previous CAFR pipeline the whole localisation (it runs without a compass only).")})
     sections.append(_reliability_section(reliability))
     if image_only:
         sections.append({"section": "Pose: image only, exhaustive search over 1 km maps", "rows": image_only,

@@ -21,7 +21,8 @@ from tests.engine.pipeline.scenes import SCENE_PHOTOS, geographic_copy, small_lo
 
 @pytest.fixture(scope="module")
 def indexed(scene, small_checkpoint, tmp_path_factory):
-    localizer = small_localizer(small_checkpoint, tmp_path_factory.mktemp("cache"), top_k=4)
+    # retrieval and candidate analysis only; the pose step has tests of its own (test_pose_localizer.py)
+    localizer = small_localizer(small_checkpoint, tmp_path_factory.mktemp("cache"), top_k=4, pose=False)
     return localizer, localizer.index_map(scene.map_path)
 
 
@@ -36,7 +37,8 @@ def test_results_are_georeferenced_and_consistent(scene, indexed):
     for result in results:
         assert result.crs == "EPSG:32616" and result.map_id == gallery.map_id and result.model_id == localizer.model_id
         assert len(result.photo_sha256) == 64 and result.fov_deg is None      # priors switched off
-        assert set(result.timings_ms) == {"decode", "embed", "search", "tiles", "attention", "fine", "analysis"}
+        assert set(result.timings_ms) == {"decode", "embed", "search", "tiles", "attention", "fine", "analysis",
+                                         "pose"}
         assert [c.rank for c in result.candidates] == [1, 2, 3, 4]
         scores = [c.score for c in result.candidates]
         assert scores == sorted(scores, reverse=True)
@@ -96,7 +98,7 @@ def test_geographic_copy_localises_to_the_same_lonlat(scene, small_checkpoint, t
     photos = _photos(scene)
     # the photos' own GPS with a 6 m radius, every tile that can hold the camera examined: a random model's
     # near-equal retrieval scores cannot reorder the candidates, so only CRS handling could move the answer
-    localizer = small_localizer(small_checkpoint, tmp_path / "cache", top_k=16)
+    localizer = small_localizer(small_checkpoint, tmp_path / "cache", top_k=16, pose=False)
     utm, geographic = localizer.index_map(scene.map_path), localizer.index_map(copy)
     prior = PriorOverrides(radius_m=6.0)
     for a, b in zip(localizer.localize_many(photos, utm, prior), localizer.localize_many(photos, geographic, prior)):

@@ -30,10 +30,17 @@ class IdentifyPanel(QWidget):
         for row, (name, value) in enumerate(rows):
             for column, text in enumerate((name, value)):
                 item = QTableWidgetItem(text)
-                if name == "Confidence":
-                    item.setToolTip(vf.confidence_tooltip(record.result))
+                item.setToolTip(vf.confidence_tooltip(record.result) if name == "Confidence" else text)
                 item.setFlags(item.flags() & ~Qt.ItemFlag.ItemIsEditable)
                 self.table.setItem(row, column, item)
+        self.table.resizeRowsToContents()
+
+    def resizeEvent(self, event) -> None:  # noqa: N802 (Qt API)
+        super().resizeEvent(event)
+        self.table.resizeRowsToContents()     # rows were sized for whatever width the panel had when filled
+
+    def showEvent(self, event) -> None:  # noqa: N802 (Qt API)
+        super().showEvent(event)
         self.table.resizeRowsToContents()
 
     def values(self) -> dict[str, str]:

@@ -47,8 +47,11 @@ class LegendPanel(QWidget):
     def refresh(self) -> None:
         while self._box.count():
             item = self._box.takeAt(0)
-            if item.widget() is not None:
-                item.widget().deleteLater()
+            widget = item.widget()
+            if widget is not None:     # hidden now: a deferred delete would paint under the new one
+                widget.hide()
+                widget.setParent(None)
+                widget.deleteLater()
         self.entries = self.layers.legend()
         for entry in self.entries:
             self._box.addWidget(self._entry_widget(entry))
@@ -86,5 +89,6 @@ class LegendPanel(QWidget):
                 label.setStyleSheet("font-size: 10px; color: #606368;")
                 grid.addWidget(icon, i // 2, 2 * (i % 2), Qt.AlignmentFlag.AlignLeft)
                 grid.addWidget(label, i // 2, 2 * (i % 2) + 1, Qt.AlignmentFlag.AlignLeft)
+            grid.setColumnStretch(4, 1)
             layout.addLayout(grid)
         return widget

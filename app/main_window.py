@@ -318,7 +318,7 @@ class MainWindow(QMainWindow):
             self.results_dock.raise_()
         docks = [self.results_dock] if compact else [self.layers_dock, self.results_dock]
         sizes = [int(min(max(0.34 * width, 260), 420))] if compact else [
-            int(min(max(0.16 * width, 200), 270)), int(min(max(0.30 * width, 320), 560))]
+            int(min(max(0.16 * width, 200), 270)), int(min(max(0.32 * width, 320), 680))]
         self.resizeDocks(docks, sizes, Qt.Orientation.Horizontal)
 
     def show_training_dialog(self) -> None:

@@ -214,12 +214,15 @@ class MapLayers(QObject):
         for index, candidate in enumerate(result.candidates):
             chosen = index == candidate_index
             colour = FOOTPRINT_COLOUR if chosen else QColor(255, 196, 0, 150)
+            footprint = self._clip(candidate.footprint)
+            if footprint.is_empty:
+                continue
             self.stack["footprints"].add(GeometryItem(
-                self._clip(candidate.footprint), colour, None, 2.4 if chosen else 1.0,
+                footprint, colour, None, 2.4 if chosen else 1.0,
                 Qt.PenStyle.SolidLine if chosen else Qt.PenStyle.DashLine,
                 f"candidate {candidate.rank}: tile {candidate.tile_index}, score {candidate.score:.3f}"),
                 sub_z=1.0 if chosen else 0.0)
-            left, _, _, top = candidate.footprint.bounds
+            left, _, _, top = footprint.bounds
             if chosen or index < 5:
                 self.stack["footprints"].add(label_item(f"#{candidate.rank}", left, top, FOOTPRINT_COLOUR,
                                                         anchor=(0.0, 0.0)), sub_z=2.0)

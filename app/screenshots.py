@@ -1,8 +1,10 @@
 """`python -m app.screenshots [FOLDER]`: render the app on the bundled demo scene into PNGs (docs/images).
 
 Works with a real display, Xvfb or Qt's offscreen platform: windows are captured with QWidget.grab().
-Writes app-main.png (map with heatmap, overlap region, CWR points and cameras, results panel),
-app-results.png (the results panel alone) and app-training.png (the training dialog after a short run).
+Writes app-main.png (1920 x 1200: map with pose probability, credible region, heatmap, cameras, legend,
+attribute table), app-small.png (the same at 1024 x 640), app-results.png (the results panel alone),
+app-identify.png (identify of the selected photo), app-score-surface.png and app-training.png (the training
+dialog after a short run).
 """
 from __future__ import annotations
 
@@ -17,7 +19,8 @@ from PySide6.QtWidgets import QApplication
 
 from app.main import DEMO_FOLDER, create_application, demo_paths
 
-WINDOW_SIZE = (1720, 1040)
+WINDOW_SIZE = (1920, 1200)
+SMALL_SIZE = (1024, 640)
 TRAINING_CONFIG = Path(__file__).resolve().parents[1] / "configs" / "tiny-cpu.toml"
 
 
@@ -46,7 +49,7 @@ def best_photo(window) -> str:
         if truth is None or best is None:
             return float("inf")
         return ((best.position.x - truth.x) ** 2 + (best.position.y - truth.y) ** 2) ** 0.5
-    done = [e for e in window.results.entries if e.result is not None and e.result.status == "done"]
+    done = [e for e in window.session.photos if e.result is not None and e.result.status == "done"]
     return min(done, key=error).path
 
 
@@ -66,6 +69,18 @@ def shoot_main(window, out: Path) -> None:
     settle(0.5)
     window.grab().save(str(out / "app-main.png"))
     window.results_dock.grab().save(str(out / "app-results.png"))
+    window.identify_dock.show()
+    window.identify_dock.raise_()
+    settle(0.5)
+    window.identify_dock.grab().save(str(out / "app-identify.png"))
+    window.results_dock.raise_()
+    window.resize(*SMALL_SIZE)
+    settle(1.5)
+    window.zoom_to_selected()
+    settle(1.0)
+    window.grab().save(str(out / "app-small.png"))
+    window.resize(*WINDOW_SIZE)
+    settle(1.0)
     # the same view with the retrieval score surface over the whole map
     window.map_layers["score"].set_visible(True)
     window.map_layers["heatmap"].set_visible(False)
@@ -100,6 +115,7 @@ def shoot_training(window, out: Path) -> None:
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m app.screenshots", description=__doc__.splitlines()[0])
     parser.add_argument("out", nargs="?", default="docs/images", type=Path)
+    parser.add_argument("--no-training", action="store_true", help="keep the existing app-training.png")
     args = parser.parse_args(argv)
     args.out.mkdir(parents=True, exist_ok=True)
     if not (DEMO_FOLDER / "map.tif").is_file():
@@ -112,12 +128,14 @@ def main(argv: list[str] | None = None) -> int:
     window.show()
     try:
         shoot_main(window, args.out)
-        shoot_training(window, args.out)
+        if not args.no_training:
+            shoot_training(window, args.out)
     finally:
         window.shutdown()
         window.close()
     app.processEvents()
-    for name in ("app-main.png", "app-results.png", "app-score-surface.png", "app-training.png"):
+    for name in ("app-main.png", "app-small.png", "app-results.png", "app-identify.png", "app-score-surface.png",
+                 "app-training.png"):
         print(args.out / name)
     return 0
 

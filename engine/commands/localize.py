@@ -105,10 +105,14 @@ def add_parser(sub) -> None:
                                    "compass heading and focal length are used as priors unless switched off.")
     p.add_argument("photos", nargs="+", type=Path, metavar="PHOTO_OR_DIR")
     p.add_argument("--map", required=True, type=Path, help="GeoTIFF map")
-    p.add_argument("--out", required=True, type=Path, help="GeoJSON: positions, overlap regions, candidate tiles")
+    p.add_argument("--out", required=True, type=Path,
+                   help="GeoJSON: positions, credible regions, overlap regions, candidate tiles, failed photos. "
+                        "All outputs are written together at the end, or none of them")
     p.add_argument("--html", type=Path, help="also write an HTML map")
     p.add_argument("--csv", type=Path, help="also write a CSV of positions")
     p.add_argument("--json", type=Path, help="also write the full results (attention maps, ...) as JSON")
+    p.add_argument("--make-dirs", action="store_true", help="create missing output folders (else a missing "
+                                                            "folder is an error, reported before any work)")
     p.add_argument("--top-k", type=positive_int, default=5, help="map tiles examined per photo (default 5)")
     p.add_argument("--prior-radius", type=positive_float, metavar="M",
                    help="the camera is within M metres of the EXIF GPS position (or of --prior-lonlat)")
@@ -128,6 +132,7 @@ def overrides_from(args):
 
 
 def summary_table(results) -> str:
+    from engine.geo.result_features import result_warnings
     lines = [f"{'photo':<28} {'status':<7} {'lon':>12} {'lat':>11} {'conf':>7} {'heading':>7}  note"]
     for r in results:
         name = r.photo_name if len(r.photo_name) <= 28 else r.photo_name[:25] + "..."
@@ -135,30 +140,27 @@ def summary_table(results) -> str:
         if best is None:
             lines.append(f"{name:<28} {r.status:<7} {'':>12} {'':>11} {'':>7} {'':>7}  {r.error or ''}")
             continue
-        note = "; ".join(v for k, v in r.priors.items() if k.endswith("_unused"))
+        note = "; ".join(result_warnings(r))
         lines.append(f"{name:<28} {r.status:<7} {best.position.lon:12.7f} {best.position.lat:11.7f} "
                      f"{best.confidence:7.4f} {best.heading_deg:7.1f}  {note}")
     return "\n".join(lines)
 
 
 def write_outputs(results, map_path: Path, out: Path, html: Path | None, csv: Path | None,
-                  json_path: Path | None) -> list[Path]:
-    from engine.pipeline import write_results_csv, write_results_geojson, write_results_html, write_results_json
-    written = [write_results_geojson(results, out)]
-    if csv is not None:
-        written.append(write_results_csv(results, csv))
-    if html is not None:
-        written.append(write_results_html(results, map_path, html))
-    if json_path is not None:
-        written.append(write_results_json(results, json_path))
-    return written
+                  json_path: Path | None, make_dirs: bool = False) -> list[Path]:
+    """Every output rendered first, then written together: all of them or none."""
+    from engine.geo.export import write_result_set
+    return write_result_set(results, map_path, geojson=out, csv=csv, html=html, json_path=json_path,
+                            make_dirs=make_dirs)
 
 
 def run(args) -> int:
+    from engine.geo.output_set import OutputError, check_targets
     from engine.pipeline import find_photos
-    for path in (args.out, args.html, args.csv, args.json):
-        if path is not None and path.is_dir():
-            raise UsageError(f"{path}: is a folder; give a file name")
+    try:   # before any work: a run that cannot write its outputs should not start
+        check_targets((args.out, args.html, args.csv, args.json), args.make_dirs)
+    except OutputError as exc:
+        raise UsageError(str(exc)) from None
     photos = find_photos(args.photos)
     if not photos:
         raise UsageError(f"no photos found in {', '.join(map(str, args.photos))}")
@@ -174,9 +176,9 @@ def run(args) -> int:
     finally:
         bars.close()
     try:
-        written = write_outputs(results, args.map, args.out, args.html, args.csv, args.json)
-    except OSError as exc:
-        print(f"viewfinder localize: error: cannot write results: {exc}", file=sys.stderr)
+        written = write_outputs(results, args.map, args.out, args.html, args.csv, args.json, args.make_dirs)
+    except OutputError as exc:
+        print(f"viewfinder localize: error: {exc}", file=sys.stderr)
         return EXIT_FAILED
     print(summary_table(results))
     done = sum(r.status != "failed" for r in results)

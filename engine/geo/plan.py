@@ -14,7 +14,7 @@ from engine.geo.tiling import TilingSpec
 
 #: refuse a map whose own ground resolution is this many times coarser than the model's
 MAX_UPSAMPLING = 4.0
-#: refuse a gallery of more tiles than this (about 9 h on a 2-core CPU at the measured ~60 tiles/s)
+#: refuse a gallery of more tiles than this (2 h at the benchmark speed; far longer on a busy machine)
 MAX_TILES = 2_000_000
 #: say so when indexing should take longer than this
 LONG_SECONDS = 3600.0
@@ -41,6 +41,7 @@ class IndexPlan:
     extent_m: tuple[float, float]    # width, height on the ground
     tile_count: int                  # upper bound (tiles of nodata are skipped later)
     seconds_estimate: float
+    tiles_per_second: float = CPU_TILES_PER_SECOND_128
     refusals: tuple[str, ...] = field(default_factory=tuple)
     notes: tuple[str, ...] = field(default_factory=tuple)
 
@@ -57,7 +58,8 @@ class IndexPlan:
                  f"  read in {self.map_crs}: {self.crs_note}",
                  f"  model resolution {self.model_resolution_m:g} m/px: map resampled x{1 / self.upsampling:.3g} "
                  f"({'upsampled' if self.upsampling > 1 else 'downsampled' if self.upsampling < 1 else 'as is'})",
-                 f"  about {self.tile_count:,} tiles, estimated {_duration(self.seconds_estimate)} to embed"]
+                 f"  about {self.tile_count:,} tiles, estimated {_duration(self.seconds_estimate)} to embed "
+                 f"(at {self.tiles_per_second:,.0f} tiles/s; the progress bar shows the real pace)"]
         lines += [f"  note: {note}" for note in self.notes]
         lines += [f"  refused: {why}" for why in self.refusals]
         return "\n".join(lines)
@@ -101,8 +103,8 @@ def plan_map(raster: MapRaster, spec: TilingSpec, tiles_per_second: float | None
     map_crs = raster.crs.to_string() if raster.crs.to_epsg() else (raster.crs.to_dict().get("proj", "custom")
                                                                     + " (map-centred)")
     return IndexPlan(str(raster.path), info.width, info.height, info.source_crs, map_crs, info.crs_note,
-                     info.georeferencing, ground, spec.metres_per_px, extent, tiles, seconds, tuple(refusals),
-                     tuple(notes))
+                     info.georeferencing, ground, spec.metres_per_px, extent, tiles, seconds, speed,
+                     tuple(refusals), tuple(notes))
 
 
 def _metres(value: float) -> str:

@@ -30,7 +30,9 @@ def test_localize_batch_keeps_going_lists_failures_and_exits_1(scene, small_chec
             "--out", str(out / "results.geojson"), "--html", str(out / "map.html"), "--csv", str(out / "r.csv"),
             "--json", str(out / "r.json"), "--top-k", "3", "--prior-radius", "40",
             *_model_args(small_checkpoint, tmp_path / "cache")]
-    assert main(argv) == 1
+    assert main(argv) == 2                                   # the output folder does not exist: refused first
+    assert f"folder {out} does not exist" in capsys.readouterr().err and not out.exists()
+    assert main([*argv, "--make-dirs"]) == 1
     captured = capsys.readouterr()
     table = captured.out.splitlines()
     assert table[0].split()[:3] == ["photo", "status", "lon"]
@@ -44,6 +46,8 @@ def test_localize_batch_keeps_going_lists_failures_and_exits_1(scene, small_chec
     results = json.loads((out / "r.json").read_text())
     assert all(r["priors"]["position"]["radius_m"] == 40.0 for r in results if r["status"] == "done")
     assert "L.imageOverlay" in (out / "map.html").read_text()
+    assert sum(row["rank"] == "1" for row in rows) == SCENE_PHOTOS
+    assert (frame["kind"] == "failed").sum() == 1
     assert sorted(p.name for p in out.iterdir()) == ["map.html", "r.csv", "r.json", "results.geojson"]
 
 
@@ -52,6 +56,35 @@ def test_localize_all_good_exits_0(scene, small_checkpoint, tmp_path, capsys):
     assert main(["localize", "--map", str(scene.map_path), str(photo), "--out", str(tmp_path / "r.geojson"),
                  "--no-exif-priors", *_model_args(small_checkpoint, tmp_path)]) == 0
     assert "1 of 1 photos localised" in capsys.readouterr().out
+
+
+def test_unwritable_output_stops_the_run_before_any_work_and_writes_nothing(scene, small_checkpoint, tmp_path,
+                                                                          capsys):
+    photo = scene.folder / "photos" / scene.photos[0].name
+    argv = ["localize", "--map", str(scene.map_path), str(photo), "--out", str(tmp_path / "r.geojson"),
+            "--csv", str(tmp_path / "r.csv"), "--html", "/proc/viewfinder-missing/map.html",
+            *_model_args(small_checkpoint, tmp_path / "cache")]
+    assert main(argv) == 2
+    err = capsys.readouterr().err.strip()
+    assert len(err.splitlines()) == 1 and "/proc/viewfinder-missing/map.html" in err and "does not exist" in err
+    assert sorted(p.name for p in tmp_path.iterdir()) == []
+
+
+def test_coarse_map_is_refused_with_its_plan_and_forced_on_request(small_checkpoint, tmp_path, capsys):
+    import numpy as np
+    import rasterio
+    from affine import Affine
+    coarse = tmp_path / "coarse.tif"
+    with rasterio.open(coarse, "w", driver="GTiff", width=4, height=4, count=3, dtype="uint8",
+                       crs="EPSG:32616", transform=Affine(30.0, 0, 500000, 0, -30.0, 3770000)) as dst:
+        dst.write(np.random.default_rng(0).integers(0, 255, (3, 4, 4), dtype=np.uint8))
+    args = ["--model", str(small_checkpoint), "--cache-dir", str(tmp_path / "cache")]
+    assert main(["index", str(coarse), *args]) == 2
+    err = capsys.readouterr().err
+    assert "30 m/px on the ground" in err and "about " in err and "tiles, estimated" in err
+    assert f"{coarse}: the map's ground resolution (30 m/px) is" in err and "--force" in err
+    assert main(["index", str(coarse), *args, "--force", "--quiet"]) == 0
+    assert "embedded in" in capsys.readouterr().out
 
 
 def test_bad_map_model_or_photos_are_one_line_usage_errors(scene, small_checkpoint, tmp_path, capsys):

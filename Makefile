@@ -14,7 +14,13 @@ $(STAMP): pyproject.toml
 
 venv: $(STAMP)
 
+QT_APT = libxcb-cursor0 libxcb-icccm4 libxcb-keysyms1 libxcb-image0 libxcb-render-util0 libxcb-xinerama0 \
+	libxcb-xkb1 libxkbcommon-x11-0 libxcb-shape0 libxcb-randr0 libegl1 libgl1 libfontconfig1 libdbus-1-3
+
+# Qt names only the first X11 library it misses: on Linux, say the whole apt line before starting.
 run: $(STAMP)
+	@if [ "$$(uname)" = Linux ] && [ -z "$$QT_QPA_PLATFORM" ] && ! ldconfig -p 2>/dev/null | grep -q libxcb-cursor.so.0; then \
+		echo "Qt needs system libraries first: sudo apt-get install -y $(QT_APT)"; exit 1; fi
 	$(BIN)/viewfinder-gui --demo
 
 # The app on the demo scene, captured into docs/images/app-*.png: on a virtual X display when xvfb-run works,

@@ -1,8 +1,9 @@
 """Maps: open any GeoTIFF as north-up RGB in a projected CRS (metres) and read windows at any resolution.
 
 Maps whose CRS units are not ground metres (geographic, Web Mercator, feet, GCP- or RPC-georeferenced) are
-warped on the fly to the local UTM zone or a map-centred transverse Mercator (engine.geo.ground). 8- and 16-bit, 1 (grey), 3 (RGB) or
-4 (RGBA or RGB+NIR) bands, nodata, overviews, tiled or striped layouts are all read through rasterio.
+warped on the fly to the local UTM zone or a map-centred transverse Mercator (engine.geo.ground). 8- and
+16-bit, 1 (grey), 3 (RGB) or 4 (RGBA or RGB+NIR) bands, nodata, overviews, tiled or striped layouts are all
+read through rasterio.
 """
 from __future__ import annotations
 

@@ -65,9 +65,13 @@ def run() -> list[dict]:
         child = subprocess.run([sys.executable, "-c", PHASES, str(cache), str(DEMO_MAP), str(PHOTO), str(out)],
                                check=True, cwd=ROOT, env=_env(), capture_output=True, text=True)
         phases = json.loads(child.stdout.strip().splitlines()[-1])
+        start = time.perf_counter()
+        subprocess.run([sys.executable, "-c", "import torch"], check=True, env=_env(), capture_output=True)
+        torch_alone = time.perf_counter() - start
     rows = [{"run": "viewfinder localize, 1 photo, cached map (wall, fresh process)", "best (s)": min(walls),
              "median (s)": statistics.median(walls), "target (s)": TARGET_S,
              "meets target": "yes" if min(walls) <= TARGET_S else "no"}]
+    rows.append({"run": "for scale: `python -c 'import torch'` alone (wall)", "best (s)": torch_alone})
     rows += [{"run": f"phase: {name}", "best (s)": float(seconds)} for name, seconds in phases.items()
              if isinstance(seconds, float)]
     rows += [{"run": f"localise step: {name}", "best (s)": ms / 1000.0} for name, ms in phases["steps_ms"].items()]

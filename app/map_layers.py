@@ -259,9 +259,9 @@ class MapLayers(QObject):
             self.stack["pose"].add(item)
             self.ranges["pose"] = item.levels_used
         if pose.credible_region is not None and not pose.credible_region.is_empty:
-            self.stack["credible"].add(GeometryItem(
-                self._clip(pose.credible_region), CREDIBLE_COLOUR, QColor(255, 255, 255, 30), 2.0,
-                Qt.PenStyle.DashLine, f"{pose.credible_level:.0%} credible region: radius ≈ {pose.error_radius_m:.0f} m"))
+            tip = f"{pose.credible_level:.0%} credible region: radius ≈ {pose.error_radius_m:.0f} m"
+            self.stack["credible"].add(GeometryItem(self._clip(pose.credible_region), CREDIBLE_COLOUR,
+                                                    QColor(255, 255, 255, 30), 2.0, Qt.PenStyle.DashLine, tip))
         if pose.bev is not None:
             self.stack["bev"].add(GeoImageItem(pose.bev, clip=self.map_bounds))
 

@@ -5,7 +5,8 @@ from __future__ import annotations
 import math
 
 import numpy as np
-from PySide6.QtCore import QItemSelectionModel, QPointF, QRectF, QSignalBlocker, QSize, QSortFilterProxyModel, Qt, Signal
+from PySide6.QtCore import (QItemSelectionModel, QPointF, QRectF, QSignalBlocker, QSize, QSortFilterProxyModel, Qt,
+                            Signal)
 from PySide6.QtGui import QAction, QColor, QImage, QPainter, QPen, QPixmap
 from PySide6.QtWidgets import (QAbstractItemView, QHeaderView, QLabel, QSizePolicy, QSplitter, QTableView,
                                QTableWidget, QTableWidgetItem, QVBoxLayout, QWidget)

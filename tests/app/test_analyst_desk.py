@@ -186,7 +186,8 @@ def test_pose_layers_legends_and_overlays_cut_to_the_map(qtbot, localized_window
     assert not marker.spread_path().isEmpty()
     row = window.results.row_of(record.path)
     assert window.results.index(row, window.results.CONFIDENCE).data() == "0.71"
-    assert window.results.index(row, window.results.ERROR).data() == f"{math.sqrt(Point(0, 0).buffer(15).area / math.pi):.0f} m"
+    radius = math.sqrt(Point(0, 0).buffer(15).area / math.pi)
+    assert window.results.index(row, window.results.ERROR).data() == f"{radius:.0f} m"
     keys = [entry.key for entry in window.legend.entries]
     assert "pose" in keys and "heatmap" in keys and "score" not in keys      # the score surface is off
     pose_entry = next(e for e in window.legend.entries if e.key == "pose")

@@ -308,5 +308,12 @@ def _clip_window(window: Window, out_size: tuple[int, int], width: int, height: 
 
 
 def _first_line(exc: Exception) -> str:
-    text = str(exc).strip()
-    return text.splitlines()[0] if text else exc.__class__.__name__
+    """The first line of the most telling message: rasterio wraps GDAL's cause ("TIFFReadEncodedTile() failed",
+    "LZW decode error") in "Read failed. See previous exception for details.", so the chain is searched."""
+    chain, seen = [], exc
+    while seen is not None and len(chain) < 8:
+        text = str(seen).strip()
+        if text and "see previous exception" not in text.lower():
+            chain.append(text.splitlines()[0])
+        seen = seen.__cause__ or seen.__context__
+    return chain[0] if chain else exc.__class__.__name__

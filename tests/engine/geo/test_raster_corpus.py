@@ -212,3 +212,16 @@ def test_16_bit_rgba_and_nodata_maps_plan_and_tile(tmp_path, bands, dtype, extra
             left, _, right, _ = raster.bounds
             centre = (left + right) / 2
             assert all(t.origin_x + 64 < centre + 32 for t in tiles)
+
+
+def test_corrupt_pixel_data_names_gdals_cause(tmp_path):
+    x, y = lonlat_to_map("EPSG:32632", LON0, LAT0)
+    path = _write(tmp_path / "corrupt.tif", np.random.default_rng(0).integers(0, 255, (3, 64, 64), dtype=np.uint8),
+                  crs="EPSG:32632", transform=Affine(1.0, 0, float(x), 0, -1.0, float(y)), compress="deflate")
+    data = bytearray(path.read_bytes())
+    data[400:-200] = b"\xab" * (len(data) - 600)          # the compressed strips, not the header
+    path.write_bytes(bytes(data))
+    with MapRaster(path) as raster:
+        with pytest.raises(RasterError, match="corrupt raster data .*(IReadBlock|TIFFRead|decode)") as info:
+            raster.read_bounds(raster.bounds, (32, 32))
+    assert str(path) in str(info.value) and "See previous exception" not in str(info.value)

@@ -68,6 +68,7 @@ def run() -> list[dict]:
         start = time.perf_counter()
         subprocess.run([sys.executable, "-c", "import torch"], check=True, env=_env(), capture_output=True)
         torch_alone = time.perf_counter() - start
+    load = os.getloadavg()[0]
     rows = [{"run": "viewfinder localize, 1 photo, cached map (wall, fresh process)", "best (s)": min(walls),
              "median (s)": statistics.median(walls), "target (s)": TARGET_S,
              "meets target": "yes" if min(walls) <= TARGET_S else "no"}]
@@ -78,8 +79,9 @@ def run() -> list[dict]:
     notes = (f"Shipped model, demo map (600 m, 117 tiles of 128 m, loaded from the gallery cache: "
              f"{phases['from_cache']}), one 512 x 384 photo with EXIF GPS. {RUNS} runs of the command, each a new "
              "process; the phases are one more process doing the same work step by step (its wall time adds up "
-             "to the command's). The machine was shared with a training job, so single runs are slower than an "
-             "idle machine's.")
+             f"to the command's). Load average {load:.1f} on {os.cpu_count()} cores at the end: the machine was "
+             "shared with training jobs, so these are slower than an idle machine's; `import torch` alone "
+             "shows the scale.")
     return [{"section": SECTION, "rows": rows, "notes": notes}]
 
 

@@ -79,7 +79,8 @@ def run() -> list[dict]:
     notes = (f"Shipped model, demo map (600 m, 117 tiles of 128 m, loaded from the gallery cache: "
              f"{phases['from_cache']}), one 512 x 384 photo with EXIF GPS. {RUNS} runs of the command, each a new "
              "process; the phases are one more process doing the same work step by step (the command adds the "
-             "interpreter's start, argument parsing and the index plan). Load average {load:.1f} on {os.cpu_count()} cores at the end: the machine was "
+             "interpreter's start, argument parsing and the index plan). "
+             f"Load average {load:.1f} on {os.cpu_count()} cores at the end: the machine was "
              "shared with training jobs, so these are slower than an idle machine's; `import torch` alone "
              "shows the scale.")
     return [{"section": SECTION, "rows": rows, "notes": notes}]

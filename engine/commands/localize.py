@@ -85,16 +85,7 @@ def index_with_bars(localizer, map_path: Path, quiet: bool, force: bool = False)
     show_plan(localizer, map_path, quiet)
     bars = ProgressBars(not quiet)
     try:
-        if not force:
-            return localizer.index_map(map_path, progress=bars)
-        # Localizer.index_map has no force switch; this is its body with force=True
-        from engine.index.indexer import index_map
-        from engine.pipeline import Gallery
-        c = localizer.config
-        indexed = index_map(localizer.loaded, map_path, localizer.tiling(), localizer.cache,
-                            batch_size=c.batch_size, reader_threads=c.reader_threads,
-                            prefetch_batches=c.prefetch_batches, progress=bars, force=True)
-        return Gallery.from_index(indexed, c.search, c.ivf_lists, c.ivf_probe)
+        return localizer.index_map(map_path, progress=bars, force=force)
     finally:
         bars.close()
 

@@ -19,7 +19,7 @@ from PIL import Image
 
 from engine.data.geometry import lonlat_to_map
 from engine.geo.errors import GeoInputError
-from engine.geo.photo import Photo, load_photo
+from engine.geo.photo import TOO_SMALL, Photo, load_photo
 from engine.geo.priors import PriorOverrides, Priors, resolve_priors
 from engine.geo.tiling import TilingSpec
 from engine.index.cache import GalleryCache
@@ -96,12 +96,13 @@ class Localizer:
 
     # ------------------------------------------------------------ maps
     def index_map(self, path: str | os.PathLike, progress: ProgressCallback | None = None,
-                  cancel: CancelToken | None = None) -> Gallery:
-        """Tile and embed a map (RasterError if it cannot be used), or reuse its cached gallery."""
+                  cancel: CancelToken | None = None, force: bool = False) -> Gallery:
+        """Tile and embed a map (RasterError if it cannot be used; IndexRefused when the index plan finds it
+        far too coarse or too big, unless `force`), or reuse its cached gallery."""
         c = self.config
         indexed = index_map(self.loaded, path, self.tiling(), self.cache, batch_size=c.batch_size,
                             reader_threads=c.reader_threads, prefetch_batches=c.prefetch_batches,
-                            progress=progress, cancel=cancel)
+                            progress=progress, cancel=cancel, force=force)
         log.info("map %s: %d tiles %s in %.1f s", path, len(indexed.tiles),
                  "from the cache" if indexed.from_cache else "embedded", indexed.seconds)
         return Gallery.from_index(indexed, c.search, c.ivf_lists, c.ivf_probe)
@@ -188,10 +189,15 @@ class Localizer:
             pose = estimate_pose(self.pose_search, reader.raster(), photo, gallery, used, candidates, self.config)
             positions = _pose_first(pose, positions, candidates, self.config.merge_radius_m)
         step("pose")
+        warnings = [*photo.warnings, *priors.warnings]
+        if not photo.is_ground_photo or any(w.startswith(TOO_SMALL) for w in photo.warnings):
+            # an orthophoto or a thumbnail still gets an answer, but nobody should trust it
+            candidates, positions = _unconfident(candidates), _unconfident(positions)
+            pose = dataclasses.replace(pose, confidence=0.0) if pose is not None else None
         return LocalizationResult(
             status=DONE, photo_sha256=photo.sha256, fov_deg=priors.fov_deg, candidates=candidates,
-            positions=positions, priors={**priors.to_json(), **notes}, timings_ms=timings, created=_now(),
-            score_surface=surface, pose=pose, **base)
+            positions=positions, priors={**priors.to_json(), **notes, "warnings": warnings}, timings_ms=timings,
+            created=_now(), score_surface=surface, pose=pose, **base)
 
     def fine_sigma_px(self, cell_size_px: tuple[float, float]) -> float:
         """1-sigma error of the fine head's camera position in tile pixels: from the model's measured median
@@ -268,6 +274,10 @@ def _pose_first(pose: PoseEstimate, merged: list[RankedPosition], candidates: li
         if math.hypot(other.position.x - pose.position.x, other.position.y - pose.position.y) > radius_m:
             ranked.append(dataclasses.replace(other, rank=len(ranked) + 1))
     return ranked
+
+
+def _unconfident(items: list) -> list:
+    return [dataclasses.replace(item, confidence=0.0) for item in items]
 
 
 def _point(position):

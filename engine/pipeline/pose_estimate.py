@@ -79,4 +79,4 @@ def _shrink(surface: np.ndarray, transform):
     padded = np.zeros((rows, cols), np.float64)
     padded[: surface.shape[0], : surface.shape[1]] = surface
     pooled = padded.reshape(rows // factor, factor, cols // factor, factor).sum(axis=(1, 3))
-    return pooled.astype(np.float32), transform * Affine.scale(factor)
+    return pooled.astype(np.float32), transform @ Affine.scale(factor)

@@ -142,6 +142,9 @@ def train_pose(model: PoseNet, worlds: list[PoseWorld], spec: PoseTrainSpec,
             log.info("pose eval %s", result)
             if report:
                 report(result)
+    if val_worlds and (not evaluations or evaluations[-1]["step"] != step + 1):
+        evaluations.append({"step": step + 1, **evaluate_crops(model, val_worlds, spec, spec.eval_samples, seed=1)})
+        log.info("pose eval %s", evaluations[-1])
     model.eval()
     return {"spec": asdict(spec), "curve": curve, "evaluations": evaluations,
             "steps": step + 1, "seconds": round(time.perf_counter() - start, 1), "worlds": len(worlds),

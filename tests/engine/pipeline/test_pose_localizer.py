@@ -72,3 +72,12 @@ def test_shipped_pose_model_beats_the_demo_scene_gps(tmp_path):
 
 
 DEMO_MEDIAN_M = 10.0
+
+
+def test_an_orthophoto_given_as_a_photo_is_answered_without_confidence(scene, localised):
+    localizer, gallery, _, _ = localised
+    result = localizer.localize(scene.map_path, gallery, PriorOverrides.none())
+    assert result.status == "done"
+    assert any("not a ground photo" in w for w in result.priors["warnings"])
+    assert result.pose.confidence == 0.0 and all(p.confidence == 0.0 for p in result.positions)
+    assert all(c.confidence == 0.0 for c in result.candidates)

@@ -62,7 +62,7 @@ def run(args) -> int:
             bars.close()
     image_only, with_gps = runs
 
-    print(f"model: {localizer.model_description}")
+    print(f"model: {localizer.model_description}; pose: {localizer.pose_description}")
     print(f"map: {args.scene / 'map.tif'} ({len(gallery)} tiles{', from the cache' if gallery.from_cache else ''})")
     print(f"{'photo':<22} {'image only':>11} {'with GPS':>9} {'GPS alone':>10} {'confidence':>11}   (errors in m)")
     errors = {"image only": [], "with GPS": [], "GPS alone": []}

@@ -174,6 +174,8 @@ def run() -> list[dict]:
                     rows.append({"biome": biome, **_row(arm, entry["e"], h, entry["c"], entry["ms"])})
         for arm in ARMS:
             entries = [by_biome[b][arm] for b in BIOMES if arm in by_biome.get(b, {})]
+            if not entries:
+                continue
             medians = [float(np.median(e["e"])) for e in entries]
             within5 = [100.0 * float((np.asarray(e["e"]) <= 5).mean()) for e in entries]
             rows.append({"biome": "mean over biomes", "arm": arm, "median m": float(np.mean(medians)),

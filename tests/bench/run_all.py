@@ -18,7 +18,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[2]
 JSON_DIR = ROOT / "docs" / "bench"
 PAGE = ROOT / "docs" / "benchmarks.md"
-BENCHES = ["world", "synth", "render", "model", "pipeline", "accuracy", "pose"]
+BENCHES = ["world", "synth", "render", "model", "pipeline", "startup", "accuracy", "pose"]
 #: Run only when named (`make bench-accuracy`, `make bench-pose`): they take tens of minutes.
 ON_DEMAND = {"accuracy", "pose"}
 

@@ -67,11 +67,12 @@ def test_shipped_pose_model_beats_the_demo_scene_gps(tmp_path):
         errors.append(np.hypot(result.best.position.x - t.x, result.best.position.y - t.y))
         p = result.priors["prior_xy"]
         gps.append(np.hypot(p[0] - t.x, p[1] - t.y))
-    assert np.median(errors) <= DEMO_MEDIAN_M
-    assert np.median(errors) < np.median(gps)
+    assert np.median(errors) <= DEMO_MEDIAN_M and max(errors) <= DEMO_MAX_M
+    assert np.median(errors) < np.median(gps) / 2
 
 
-DEMO_MEDIAN_M = 10.0
+# measured with the shipped pose model: median 2.7 m, max 6.2 m (GPS alone: 9.6 m, 31.7 m)
+DEMO_MEDIAN_M, DEMO_MAX_M = 4.0, 10.0
 
 
 def test_an_orthophoto_given_as_a_photo_is_answered_without_confidence(scene, localised):

@@ -29,8 +29,10 @@ screenshots: $(STAMP)
 	(command -v xvfb-run >/dev/null 2>&1 && xvfb-run -a -s "-screen 0 1920x1200x24" $(BIN)/python -m app.screenshots docs/images) \
 	|| QT_QPA_PLATFORM=offscreen $(BIN)/python -m app.screenshots docs/images
 
+# Two pytest processes: the GUI responsiveness tests measure the event loop in an interpreter of their own.
 test: $(STAMP)
-	QT_QPA_PLATFORM=offscreen $(BIN)/python -m pytest -q
+	QT_QPA_PLATFORM=offscreen $(BIN)/python -m pytest -q -m "not fresh_process"
+	QT_QPA_PLATFORM=offscreen $(BIN)/python -m pytest -q -m fresh_process
 
 bench: $(STAMP)
 	$(BIN)/python -m tests.bench.run_all

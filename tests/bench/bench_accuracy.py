@@ -1,8 +1,8 @@
 """Accuracy benchmark (issue 4): three arms on synthetic worlds, trained with the same budget and seeds.
 
 (a) ImageNet backbone, no training; (b) InfoNCE only, the Sample4Geo recipe (configs/synthetic-infonce.toml);
-(c) InfoNCE + CAFR (SRS + CWR) + the fine head (configs/synthetic-cafr.toml). Training worlds (seeds 100+)
-and held-out evaluation worlds (seeds 900+) cover every biome; photos have FoV 40-110 degrees. Each
+(c) InfoNCE + CAFR (SRS + CWR) (configs/synthetic-cafr.toml; the fine head is off: PoseNet does the pose).
+Training worlds (seeds 100+) and held-out evaluation worlds (seeds 900+) cover every biome; photos have FoV 40-110 degrees. Each
 evaluation world is its own gallery of one chip per photo (CVNAF protocol: a chip centred on each camera),
 so VIEWFINDER_BENCH_EVAL_PHOTOS >= 1000 gives >= 1000 gallery chips per world. Fine-grained errors are
 measured on the true tile with the camera moved off-centre (uniform within the central 80 %).
@@ -43,7 +43,7 @@ CONFIGS = ROOT / "configs"
 DATA = ROOT / "out" / "bench-data"
 RUNS = ROOT / "out" / "bench-runs"
 ARMS = {"b": ("InfoNCE only (Sample4Geo recipe)", "synthetic-infonce.toml"),
-        "c": ("InfoNCE + CAFR (SRS + CWR) + fine head", "synthetic-cafr.toml")}
+        "c": ("InfoNCE + CAFR (SRS + CWR)", "synthetic-cafr.toml")}
 BASELINE = ("a", "ImageNet backbone, no training")
 CALIBRATION_STEPS = 5
 

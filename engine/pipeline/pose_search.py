@@ -13,13 +13,13 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 from affine import Affine
-from shapely.geometry import Point, box
+from shapely.geometry import box
 from shapely.ops import unary_union
 
 from engine.geo.raster import MapRaster
 from engine.model.pose_geometry import headings_deg as evenly_spaced_headings
 from engine.pipeline.pose_matchers import PhotoInput, bev_picture
-from engine.pipeline.pose_volume import (CONFIDENCE_RADIUS_M, CREDIBLE_LEVEL, PlacementGrid, PosePosterior,
+from engine.pipeline.pose_volume import (CREDIBLE_LEVEL, PlacementGrid, PosePosterior,
                                          PoseSummary, gaussian_position_log_prior, heading_log_prior, summarise)
 
 #: Windows of at most this many placements per side keep one FFT volume in a few hundred MB.
@@ -220,9 +220,5 @@ def prior_window(position_prior: PositionPriorXY, sigmas: float = 3.0) -> tuple[
     return window_bounds_around(position_prior.x, position_prior.y, sigmas * position_prior.sigma_m)
 
 
-def error_circle(x: float, y: float, radius: float = CONFIDENCE_RADIUS_M):
-    return Point(x, y).buffer(radius)
-
-
 __all__ = ["CREDIBLE_LEVEL", "HeadingPriorDeg", "PhotoInput", "PoseSearch", "PoseSearchResult",
-           "PositionPriorXY", "prior_window", "split_region", "error_circle"]
+           "PositionPriorXY", "prior_window", "split_region"]

@@ -1,6 +1,8 @@
 """Ship a trained PoseNet: calibrate its temperature on calibration worlds and install it as the default.
 
-    python -m engine.pipeline.pose_ship out/pose-run/posenet.safetensors [--to resources/models/viewfinder-pose.safetensors]
+    python -m engine.pipeline.pose_ship out/pose-run/posenet.safetensors [--to FILE]
+
+--to defaults to resources/models/viewfinder-pose.safetensors.
 
 Also fits the colour baseline's temperature on the same photos and prints it (the baseline's constant in
 engine/pipeline/pose_matchers.py comes from here).

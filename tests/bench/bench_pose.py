@@ -133,7 +133,7 @@ def run() -> list[dict]:
                         bucket = results.setdefault((sigma, use_compass), {}).setdefault(biome, {})
                         heading = compass if use_compass else None
 
-                        def add(arm, error, herr, covered=None, ms=None):
+                        def add(arm, error, herr, covered=None, ms=None, bucket=bucket):
                             entry = bucket.setdefault(arm, {"e": [], "h": [], "c": [], "ms": []})
                             entry["e"].append(error)
                             entry["h"].append(herr)

@@ -1,4 +1,4 @@
-"""The glue between the session (engine.pipeline.Session, Qt-free) and the engine worker thread.
+"""The glue between the session (engine.pipeline.Session, Qt-free) and the engine worker (a child process).
 
 It turns what the analyst does (open a map, add photos, correct, export) into session calls and worker
 jobs, and the worker's answers back into session calls; the widgets only listen. The GUI thread never opens
@@ -13,8 +13,9 @@ from PySide6.QtCore import QObject, Signal
 from engine.pipeline import PHOTO_SUFFIXES, LocalizationResult, Session, SessionError, find_photos, read_project
 from engine.pipeline import session as vf
 
+from app.engine_process import IndexSummary
 from app.images import ImageLoader
-from app.workers import EngineWorker, IndexSummary, run_in_thread
+from app.workers import EngineWorker, run_in_thread
 
 RASTER_SUFFIXES = (".tif", ".tiff", ".vrt", ".jp2", ".img")
 

@@ -1,7 +1,7 @@
 """The main window: a view of the session (engine.pipeline.Session). Map canvas, layers and legend, the
 attribute table of results, identify, status bar, drag and drop.
 
-State and rules live in the session; engine work goes through app.controller to the worker thread. This
+State and rules live in the session; engine work goes through app.controller to the engine process. This
 class only draws what the session says and forwards what the analyst does.
 """
 from __future__ import annotations
@@ -148,6 +148,7 @@ class MainWindow(QMainWindow):
         c.images_ready.connect(self._on_images)
         self.engine.model_loaded.connect(self._on_model_loaded)
         self.engine.model_failed.connect(lambda reason: self._warn("Model could not be loaded", reason))
+        self.engine.crashed.connect(lambda reason: self._warn("The engine stopped", reason))
         self.cancel_button.clicked.connect(c.cancel)
         self.canvas.cursor_moved.connect(self._on_cursor_moved)
         self.canvas.left_view.connect(lambda: self.cursor_label.setText(""))

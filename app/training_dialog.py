@@ -18,6 +18,7 @@ from PySide6.QtWidgets import (QApplication, QButtonGroup, QCheckBox, QComboBox,
 from engine.train import (LAST_MODEL, ConfigError, SyntheticDataSpec, TrainConfig, detect_kind,
                           load_train_config)
 
+from app.plot_ranges import held_range, steps_range
 from app.workers import TrainingJob
 
 CONFIGS_FOLDER = Path(__file__).resolve().parents[1] / "configs"
@@ -205,6 +206,8 @@ class TrainingDialog(QDialog):
     def _build_plots(self) -> QWidget:
         self.loss_plot = styled_plot("Training loss", "step", "loss")
         self.loss_plot.addLegend(offset=(-10, 10), labelTextColor="#3c4043")
+        self.loss_plot.disableAutoRange()         # app.plot_ranges holds the axes while a run trains
+        self._loss_x_range = self._loss_y_range = None
         self.loss_curve = self.loss_plot.plot([], [], pen=LOSS_PEN, name="batch")
         self.loss_smooth_curve = self.loss_plot.plot([], [], pen=SMOOTH_PEN, name="smoothed")
         self.recall_plot = styled_plot("Validation R@1", "epoch", "R@1 (%)")
@@ -384,6 +387,7 @@ class TrainingDialog(QDialog):
             self.recall_epochs.clear()
             self.recalls.clear()
             self._redraw_curves()
+            self.recall_curve.setData(self.recall_epochs, self.recalls)
         self.summary = None
         self.cancel_requested_at = None
         self.job = TrainingJob(config, resume=resume, overwrite=self.overwrite_check.isChecked(), parent=self)
@@ -451,7 +455,7 @@ class TrainingDialog(QDialog):
         if recall is not None and math.isfinite(recall):
             self.recall_epochs.append(epoch + 1)
             self.recalls.append(100.0 * recall)
-            self._redraw_curves()
+            self.recall_curve.setData(self.recall_epochs, self.recalls)
 
     def _on_progress(self, stage: str, done: int, total: int) -> None:
         self.progress.setRange(0, max(total, 0))
@@ -459,10 +463,19 @@ class TrainingDialog(QDialog):
         self.progress.setFormat(f"{stage}: {done}/{total}")
 
     def _redraw_curves(self) -> None:
+        """The loss curves (the recall curve changes once an epoch, in _on_epoch_end)."""
         steps = list(range(1, len(self.losses) + 1))
         self.loss_curve.setData(steps, self.losses)
         self.loss_smooth_curve.setData(steps, smoothed(self.losses))
-        self.recall_curve.setData(self.recall_epochs, self.recalls)
+        planned = self.steps_per_epoch * self.epochs_spin.value() if self.running else len(steps)
+        x_range = steps_range(len(steps), planned)
+        y_range = held_range(self._loss_y_range if self.running else None,
+                             min(self.losses, default=math.nan), max(self.losses, default=math.nan))
+        if x_range != self._loss_x_range:
+            self.loss_plot.setXRange(*x_range, padding=0.0)
+        if y_range != self._loss_y_range:
+            self.loss_plot.setYRange(*y_range, padding=0.0)
+        self._loss_x_range, self._loss_y_range = x_range, y_range
 
     def _log(self, message: str) -> None:
         self.log_view.appendPlainText(message)

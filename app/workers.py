@@ -1,44 +1,27 @@
-"""Worker threads for engine work: the engine thread (index maps, localise photos in order), training
-runs, and short jobs such as exports.
+"""Workers for engine work: the engine process (index maps, localise photos in order), training runs
+(a process each) and short jobs such as exports (threads).
 
 Widgets never call the engine: they queue jobs here and listen to signals (delivered on the GUI thread).
-Every job can be cancelled through its CancelToken; the model is loaded in the worker too.
+Long jobs can be cancelled; the model is loaded in the engine process too.
 """
 from __future__ import annotations
 
+import itertools
 import multiprocessing
 import os
-import queue
 import sys
 import threading
-import time
 import traceback
 from collections.abc import Callable
-from dataclasses import dataclass, field
 
 from PySide6.QtCore import QObject, QThread, Signal
 
-from engine.pipeline import FAILED, CancelToken, Cancelled, EngineJobs, LocalizationResult, read_map_info
+from engine.pipeline import FAILED, LocalizationResult
 from engine.train import TrainConfig
 
+from app.engine_process import one_line, serve_engine
 from app.images import PREVIEW_SIZE, THUMBNAIL_SIZE, load_scaled
 from app.training_process import train_in_child, yield_cpu_to_gui
-
-_STOP = object()
-
-
-@dataclass
-class IndexSummary:
-    """What the GUI needs to know about an indexed map (the gallery itself stays in the worker)."""
-
-    map_path: str
-    tiles: int
-    from_cache: bool
-    seconds: float
-    footprints: list = field(default_factory=list)   # shapely polygons, map CRS
-    model_description: str = ""
-    generation: int = 0                              # the session generation it was indexed for
-
 
 WORKER_NICENESS = 5
 
@@ -57,16 +40,29 @@ def yield_cpu_to_the_gui() -> None:
         pass
 
 
-def _one_line(exc: BaseException) -> str:
-    text = str(exc).strip() or exc.__class__.__name__
-    return text.splitlines()[0]
+ENGINE_STOP_TIMEOUT_S = 10.0
+ENGINE_RETRIES = 3          # engine processes that may die in a row before queued jobs are dropped
+
+
+def engine_context():
+    """Start method for the engine process. A fork server imports the engine once per app (in its own
+    single-threaded process, so forking it is safe beside Qt's threads) and every engine process after the
+    first starts in milliseconds; where there is none, spawn."""
+    if "forkserver" in multiprocessing.get_all_start_methods():
+        context = multiprocessing.get_context("forkserver")
+        context.set_forkserver_preload(["app.engine_process"])
+        return context
+    return multiprocessing.get_context("spawn")
 
 
 class EngineWorker(QThread):
-    """The one thread that talks to the engine for the session: map headers, indexing, localisation.
+    """The session's engine: a child process (app.engine_process) that opens maps, indexes them and localises
+    photos, and this thread, which relays its reports as signals on the GUI thread.
 
     Jobs carry the session's generation and every answer hands it back, so the session can drop answers
-    that belong to a map or model it has replaced since."""
+    that belong to a map or model it has replaced since. If the engine process dies, `crashed` says why, the
+    job it was running fails with that reason, and a fresh process rebuilds the gallery (from the disk cache)
+    and takes the queued jobs."""
 
     model_loaded = Signal(str)                    # description of the model now in use
     model_failed = Signal(str)
@@ -82,124 +78,186 @@ class EngineWorker(QThread):
     photo_finished = Signal(str, int, object, object)  # path, generation, LocalizationResult, flags
     photo_cancelled = Signal(str, int)
     idle = Signal()                               # the queue ran empty
+    crashed = Signal(str)                         # the engine process ended unasked: why
 
     def __init__(self, model_source=None, device: str | None = None, config=None, parent=None) -> None:
         super().__init__(parent)
-        self.setObjectName("engine-worker")
-        self._jobs: queue.Queue = queue.Queue()
-        self._engine = EngineJobs(model_source, device, config)
-        self._loaded = False
-        self._index_cancel = CancelToken()
-        self._photo_cancel = CancelToken()
+        self.setObjectName("engine-relay")
+        self._model = self._previous_model = (model_source, device)
+        self._indexed = None
+        self._config = config
+        self._context = engine_context()
+        self._lock = threading.Lock()
+        self._numbers = itertools.count(1)
+        self._pending: dict[int, tuple] = {}          # job number -> the job, until the engine says done
+        self._index_token = next(self._numbers)
+        self._photo_token = next(self._numbers)
+        self._inbox_reader, self._inbox = self._context.Pipe(duplex=False)
+        self._stopping = False
         self.model_description = ""
+        self.process = None
 
     # ------------------------------------------------------------ GUI-side API (any thread)
     def set_model(self, source, device: str | None = None) -> None:
-        self._jobs.put(("model", (source, device)))
+        self._previous_model, self._model = self._model, (source, device or self._model[1])
+        self._send_job("model", source, device)
 
     def read_map(self, path: str, purpose=None) -> None:
-        self._jobs.put(("read", (str(path), purpose)))
+        self._send_job("read", str(path), purpose)
 
     def index_map(self, path: str, generation: int) -> None:
-        self._index_cancel = CancelToken()
-        self._jobs.put(("index", (str(path), generation, self._index_cancel)))
+        with self._lock:
+            self._index_token = next(self._numbers)
+            self._indexed = None         # (path, generation) of the gallery the engine process holds
+        self._send_job("index", str(path), generation, self._index_token)
 
     def localize(self, paths: list[str], generation: int) -> None:
         for path in paths:
-            self._jobs.put(("photo", (str(path), generation, self._photo_cancel)))
+            self._send_job("photo", str(path), generation, self._photo_token)
 
     def cancel_indexing(self) -> None:
-        self._index_cancel.cancel()
+        self._send(("cancel", self._index_token))
 
     def cancel_photos(self) -> None:
         """Stop the photo being localised and drop the queued ones (each reports photo_cancelled)."""
-        token, self._photo_cancel = self._photo_cancel, CancelToken()
-        token.cancel()
+        with self._lock:
+            token, self._photo_token = self._photo_token, next(self._numbers)
+        self._send(("cancel", token))
 
     def stop(self) -> None:
-        self._index_cancel.cancel()
-        self._photo_cancel.cancel()
-        self._jobs.put((_STOP, None))
+        self._stopping = True
+        self._send(("cancel", self._index_token))
+        self._send(("cancel", self._photo_token))
+        self._send(("stop",))
         self.wait()
 
-    # ------------------------------------------------------------ worker thread
+    def _send_job(self, kind: str, *payload) -> None:
+        with self._lock:
+            number = next(self._numbers)
+            self._pending[number] = (kind, *payload)
+        self._send((kind, number, *payload))
+
+    def _send(self, message: tuple) -> None:
+        with self._lock:
+            try:
+                self._inbox.send(message)
+            except OSError:
+                pass           # the process is gone: the relay fails its jobs and starts another
+
+    # ------------------------------------------------------------ relay thread
     def run(self) -> None:
-        yield_cpu_to_the_gui()
+        yield_cpu_to_the_gui()      # the engine process is born with this thread's (lower) priority
+        crashes = 0                 # in a row, without a job finished in between
         while True:
-            kind, payload = self._jobs.get()
-            if kind is _STOP:
+            process, outbox = self._start_process()
+            finished = self._relay_until_exit(process, outbox)
+            if self._stopping:
                 break
+            crashes = 0 if finished else crashes + 1
+            self._recover(process.exitcode, retry=crashes < ENGINE_RETRIES)
+
+    def _recover(self, exit_code, retry: bool) -> None:
+        """The job the dead process was running fails; the jobs queued behind it go to a new process (after
+        it rebuilds the gallery it had), unless processes keep dying."""
+        reason = f"the engine process stopped unexpectedly (exit code {exit_code})"
+        lost = self._start_afresh()
+        culprit, queued = lost[:1], lost[1:]
+        if culprit and culprit[0][0] == "model":
+            self._model = self._previous_model       # the next process must not load it again
+        self.crashed.emit(reason + ("; a new one takes the queued jobs" if retry else
+                                    f"; it stopped {ENGINE_RETRIES} times in a row, queued jobs dropped"))
+        self._fail(culprit, reason)
+        if not retry:
+            self._fail(queued, reason)
+            return
+        if self._indexed is not None:
+            with self._lock:
+                token = next(self._numbers)
+            self._send_job("reindex", *self._indexed, token)
+        for kind, *payload in queued:
+            if kind == "photo" and payload[2] != self._photo_token:
+                self.photo_cancelled.emit(payload[0], payload[1])
+            elif kind == "index" and payload[2] != self._index_token:
+                self.index_cancelled.emit(payload[0])
+            elif kind != "reindex":
+                self._send_job(kind, *payload)
+
+    def _start_process(self):
+        reader, writer = self._context.Pipe(duplex=False)
+        model_source, device = self._model
+        process = self._context.Process(target=serve_engine,
+                                        args=(model_source, device, self._config, dict(os.environ),
+                                              self._inbox_reader, writer),
+                                        name="viewfinder-engine", daemon=True)
+        process.start()
+        writer.close()
+        self.process = process
+        return process, reader
+
+    def _relay_until_exit(self, process, outbox) -> int:
+        """Relay reports until the process ends; how many jobs it finished."""
+        finished = 0
+        while True:
+            try:
+                if not outbox.poll(0.25):
+                    if process.is_alive():
+                        continue
+                    if not outbox.poll(0):
+                        break
+                message = outbox.recv()
+            except (EOFError, OSError):
+                break
+            finished += message[0] == "done"
+            self._relay(message)
+        outbox.close()
+        process.join(ENGINE_STOP_TIMEOUT_S)
+        if process.is_alive():
+            process.terminate()
+            process.join()
+        return finished
+
+    def _start_afresh(self) -> list[tuple]:
+        """A new inbox for the next process; returns the jobs the dead one held (they fail)."""
+        with self._lock:
+            self._inbox.close()
+            self._inbox_reader.close()
+            self._inbox_reader, self._inbox = self._context.Pipe(duplex=False)
+            lost, self._pending = list(self._pending.values()), {}
+        return lost
+
+    def _relay(self, message: tuple) -> None:
+        kind, *values = message
+        if kind == "done":
+            with self._lock:
+                self._pending.pop(values[0], None)
+        elif kind == "idle":
+            self.idle.emit()
+        elif kind == "model_loaded":
+            self.model_description = values[0]
+            self.model_loaded.emit(values[0])
+        elif kind == "index_finished":
+            self._indexed = (values[0].map_path, values[0].generation)
+            self.index_finished.emit(values[0])
+        elif kind == "photo_started":
+            path, generation = values
+            self.photo_started.emit(path, generation, load_scaled(path, THUMBNAIL_SIZE),
+                                    load_scaled(path, PREVIEW_SIZE))
+        else:
+            getattr(self, kind).emit(*values)
+
+    def _fail(self, jobs: list[tuple], reason: str) -> None:
+        for kind, *payload in jobs:
             if kind == "model":
-                self._load_model(*payload)
+                self.model_failed.emit(f"{payload[0]}: {reason}")
             elif kind == "read":
-                self._read(*payload)
-            elif kind == "index":
-                self._index(*payload)
+                self.map_read_failed.emit(payload[0], reason, payload[1])
+            elif kind in ("index", "reindex"):
+                self.index_failed.emit(payload[0], reason)
             elif kind == "photo":
-                self._localize(*payload)
-            if self._jobs.empty():
-                self.idle.emit()
-
-    def _ensure_localizer(self):
-        localizer = self._engine.localizer
-        if not self._loaded:
-            self._loaded = True
-            self.model_description = localizer.model_description
-            self.model_loaded.emit(self.model_description)
-        return localizer
-
-    def _load_model(self, source, device) -> None:
-        self._engine.set_model(source)
-        self._engine.device = device or self._engine.device
-        self._loaded = False
-        try:
-            self._ensure_localizer()
-        except Exception as exc:
-            self.model_failed.emit(f"{source}: {_one_line(exc)}")
-
-    def _read(self, path: str, purpose) -> None:
-        try:
-            info = read_map_info(path)
-        except Exception as exc:        # RasterError names the file; anything else is reported the same way
-            self.map_read_failed.emit(path, _one_line(exc), purpose)
-            return
-        self.map_read.emit(info, purpose)
-
-    def _index(self, path: str, generation: int, cancel: CancelToken) -> None:
-        self.index_started.emit(path)
-        try:
-            self._ensure_localizer()
-            gallery = self._engine.index(path, progress=self.index_progress.emit, cancel=cancel)
-        except Cancelled:
-            self.index_cancelled.emit(path)
-            return
-        except Exception as exc:
-            traceback.print_exc()
-            self.index_failed.emit(path, _one_line(exc))
-            return
-        self.index_finished.emit(IndexSummary(path, len(gallery), bool(gallery.from_cache),
-                                              float(gallery.index_seconds), list(gallery.footprints()),
-                                              self.model_description, generation))
-
-    def _localize(self, path: str, generation: int, cancel: CancelToken) -> None:
-        if cancel.cancelled or self._engine.gallery is None:
-            self.photo_cancelled.emit(path, generation)
-            return
-        self.photo_started.emit(path, generation, load_scaled(path, THUMBNAIL_SIZE), load_scaled(path, PREVIEW_SIZE))
-        start = time.perf_counter()
-        flags: list[str] = []
-        try:
-            result, flags = self._engine.localize(
-                path, progress=lambda stage, done, total: self.photo_progress.emit(path, stage, done, total),
-                cancel=cancel)
-        except Cancelled:
-            self.photo_cancelled.emit(path, generation)
-            return
-        except Exception as exc:   # the engine reports bad photos as failed results; anything else lands here
-            traceback.print_exc()
-            result = LocalizationResult(photo=path, status=FAILED, error=f"{path}: {_one_line(exc)}",
-                                        timings_ms={"total": (time.perf_counter() - start) * 1000})
-        self.photo_finished.emit(path, generation, result, flags)
+                path, generation, _ = payload
+                self.photo_finished.emit(path, generation,
+                                         LocalizationResult(photo=path, status=FAILED, error=f"{path}: {reason}"),
+                                         [])
 
 
 class TaskThread(QThread):
@@ -222,7 +280,7 @@ class TaskThread(QThread):
             value = self.function()
         except Exception as exc:
             traceback.print_exc()
-            self.failed.emit(_one_line(exc))
+            self.failed.emit(one_line(exc))
             return
         self.succeeded.emit(value)
 

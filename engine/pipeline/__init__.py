@@ -25,9 +25,9 @@ from engine.progress import CancelToken, Cancelled, ProgressCallback
 
 __all__ = [
     "CancelToken", "Cancelled", "Candidate", "CheckpointError", "DEFAULT_MODEL_PATH", "DONE", "FAILED", "Gallery",
-    "GeoGrid", "GeoImage", "GeoInputError", "LocalizationResult", "Localizer", "LocalizerConfig", "MANUAL", "PHOTO_SUFFIXES",
-    "PhotoError", "PoseEstimate", "Position", "PriorOverrides", "PriorSettings", "Priors", "ProgressCallback", "RankedPosition",
-    "RasterError", "EngineJobs", "MapInfo", "Session", "SessionError", "find_photos", "lonlat_to_map",
-    "map_to_lonlat", "open_map", "read_map_info", "read_project", "read_truth", "write_results_csv",
-    "write_results_geojson", "write_results_html", "write_results_json"
+    "GeoGrid", "GeoImage", "GeoInputError", "LocalizationResult", "Localizer", "LocalizerConfig", "MANUAL",
+    "PHOTO_SUFFIXES", "PhotoError", "PoseEstimate", "Position", "PriorOverrides", "PriorSettings", "Priors",
+    "ProgressCallback", "RankedPosition", "RasterError", "EngineJobs", "MapInfo", "Session", "SessionError",
+    "find_photos", "lonlat_to_map", "map_to_lonlat", "open_map", "read_map_info", "read_project", "read_truth",
+    "write_results_csv", "write_results_geojson", "write_results_html", "write_results_json"
 ]

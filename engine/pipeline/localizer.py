@@ -75,7 +75,8 @@ class Localizer:
 
     @property
     def pose_description(self) -> str:
-        self.pose_search
+        """What the pose matcher is (loads it if it is not yet)."""
+        _ = self.pose_search
         return self._pose_description
 
     @property

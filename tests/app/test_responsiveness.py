@@ -22,10 +22,9 @@ from tests.app.test_training_dialog import TINY_CONFIG
 pytestmark = pytest.mark.fresh_process
 
 TICK_MS = 10
-# The goal is 100 ms (met at 51-56 ms before this session's app and raster changes). Now the worst gap while a
-# map indexes and a model trains measures 106 ms alone and 173-179 ms inside the full suite: a regression
-# that is not root-caused yet (see the issue notes). This bar catches anything worse than that.
-MAX_GAP_S = 0.200
+# The engine runs in a process of its own (app/engine_process.py) and the loss plot holds its axes
+# (app/plot_ranges.py): measured worst gaps 29-50 ms on 2 cores, 95 ms with a third process spinning.
+MAX_GAP_S = 0.100
 
 
 class EventLoopProbe:
@@ -72,6 +71,8 @@ def test_no_event_loop_gap_over_100_ms_while_indexing_and_training(qtbot, make_w
     dialog.batch_spin.setValue(4)
     dialog.out_edit.setText(str(tmp_path / "run"))
     dialog.show()
+    qtbot.waitExposed(dialog)        # a window's first paint comes before the run, not during it
+    qtbot.wait(300)
 
     index_events, train_steps = [], []
     window.engine.index_progress.connect(lambda stage, done, total: index_events.append(time.perf_counter()))

@@ -2,8 +2,8 @@
 
 (a) ImageNet backbone, no training; (b) InfoNCE only, the Sample4Geo recipe (configs/synthetic-infonce.toml);
 (c) InfoNCE + CAFR (SRS + CWR) (configs/synthetic-cafr.toml; the fine head is off: PoseNet does the pose).
-Training worlds (seeds 100+) and held-out evaluation worlds (seeds 900+) cover every biome; photos have FoV 40-110 degrees. Each
-evaluation world is its own gallery of one chip per photo (CVNAF protocol: a chip centred on each camera),
+Training worlds (seeds 100+) and held-out evaluation worlds (seeds 900+) cover every biome; photos have FoV 40-110
+degrees. Each evaluation world is its own gallery of one chip per photo (CVNAF protocol: a chip centred on each camera),
 so VIEWFINDER_BENCH_EVAL_PHOTOS >= 1000 gives >= 1000 gallery chips per world. Fine-grained errors are
 measured on the true tile with the camera moved off-centre (uniform within the central 80 %).
 

@@ -51,6 +51,7 @@ class SessionController(QObject):
     progress_finished = Signal()
     map_indexed = Signal(object)                # IndexSummary
     question = Signal(object)                   # NewMapPlan: the window asks, then calls answer_new_map
+    index_refused = Signal(str, str)            # map, why: the window asks, then may call index_anyway
     project_restored = Signal(dict)             # the project's view settings (layers, view, selection)
     export_finished = Signal(object)            # ExportSummary
     export_failed = Signal(str, str)            # path, reason
@@ -71,6 +72,7 @@ class SessionController(QObject):
         engine.index_finished.connect(self._on_indexed)
         engine.index_failed.connect(self._on_index_failed)
         engine.index_cancelled.connect(self._on_index_cancelled)
+        engine.index_refused.connect(self._on_index_refused)
         engine.photo_started.connect(self._on_photo_started)
         engine.photo_progress.connect(lambda path, stage, done, total: self.progress.emit(
             f"Localising {Path(path).name} ({self._left()} left)", done, total))
@@ -229,6 +231,20 @@ class SessionController(QObject):
         self.progress_finished.emit()
         self.message.emit(f"Indexing failed: {reason}")
         self.warning.emit("Indexing failed", f"{path}: {reason}")
+
+    def _on_index_refused(self, path: str, reasons: str) -> None:
+        self.progress_finished.emit()
+        self.message.emit(f"{Path(path).name} was not indexed: its index plan refuses it")
+        self.index_refused.emit(path, reasons)
+
+    def index_anyway(self, path: str) -> bool:
+        """Index a refused map all the same (the analyst's answer); False if it is no longer the session's."""
+        if self.session.map is None or self.session.map.path != path:
+            return False
+        self.engine.index_map(path, self.session.generation, force=True)
+        self.progress.emit(f"Indexing {Path(path).name}", 0, 0)
+        self.message.emit(f"Indexing {Path(path).name} as asked…")
+        return True
 
     def _on_index_cancelled(self, path: str) -> None:
         self.progress_finished.emit()

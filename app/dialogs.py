@@ -30,6 +30,23 @@ def ask_new_map(parent: QWidget, plan: vf.NewMapPlan, answer: Callable[[str | No
     return box
 
 
+INDEX_ANYWAY_TEXT = "Index anyway"
+
+
+def ask_index_anyway(parent: QWidget, path: str, reasons: str, answer: Callable[[bool], None]) -> QMessageBox:
+    """'The index plan refuses this map': index it anyway, or leave it unindexed."""
+    box = QMessageBox(QMessageBox.Icon.Warning, "Map not indexed",
+                      f"{path} was not indexed:\n\n{reasons}\n\nIndexing it anyway may take long and "
+                      "localise poorly.", QMessageBox.StandardButton.NoButton, parent)
+    anyway = box.addButton(INDEX_ANYWAY_TEXT, QMessageBox.ButtonRole.AcceptRole)
+    box.addButton(QMessageBox.StandardButton.Cancel)
+    box.setDefaultButton(QMessageBox.StandardButton.Cancel)
+    box.setAttribute(Qt.WidgetAttribute.WA_DeleteOnClose)
+    box.finished.connect(lambda _: answer(box.clickedButton() is anyway))
+    box.open()
+    return box
+
+
 def warn(parent: QWidget, title: str, text: str) -> QMessageBox:
     box = QMessageBox(QMessageBox.Icon.Warning, title, text, QMessageBox.StandardButton.Ok, parent)
     box.setAttribute(Qt.WidgetAttribute.WA_DeleteOnClose)

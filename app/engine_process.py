@@ -5,8 +5,8 @@ GIL for tens to hundreds of milliseconds at a time, and every such hold froze th
 gaps of 100-200 ms while a map indexed on 2 busy cores). No Qt here.
 
 Protocol. The parent sends tuples on `inbox`:
-    ("model", job, source, device) / ("read", job, path, purpose) / ("index", job, path, generation, token)
-    ("photo", job, path, generation, token) / ("reindex", job, path, generation, token) / ("cancel", token)
+    ("model", job, source, device) / ("read", job, path, purpose) / ("index", job, path, generation, token, force)
+    ("photo", job, path, generation, token) / ("reindex", job, path, generation, token, force) / ("cancel", token)
     ("stop",)
 "reindex" rebuilds the gallery of a map indexed before (by a process that died) without reporting it again.
 Jobs run one at a time in order; "cancel" acts at once on every job holding that token. The child answers on
@@ -22,7 +22,8 @@ import time
 import traceback
 from dataclasses import dataclass, field
 
-from engine.pipeline import FAILED, CancelToken, Cancelled, EngineJobs, LocalizationResult, read_map_info
+from engine.pipeline import (FAILED, CancelToken, Cancelled, EngineJobs, IndexRefused, LocalizationResult,
+                             read_map_info)
 
 from app.training_process import yield_cpu_to_gui
 
@@ -74,8 +75,8 @@ class EngineServer:
         elif kind == "read":
             self._read(*payload)
         elif kind in ("index", "reindex"):
-            path, generation, token = payload
-            self._index(path, generation, tokens.get(token), quiet=kind == "reindex")
+            path, generation, token, force = payload
+            self._index(path, generation, tokens.get(token), force, quiet=kind == "reindex")
         elif kind == "photo":
             path, generation, token = payload
             self._localize(path, generation, tokens.get(token))
@@ -104,15 +105,18 @@ class EngineServer:
             return
         self.send(("map_read", info, purpose))
 
-    def _index(self, path: str, generation: int, cancel: CancelToken, quiet: bool = False) -> None:
+    def _index(self, path: str, generation: int, cancel: CancelToken, force: bool, quiet: bool = False) -> None:
         report = (lambda message: None) if quiet else self.send
         report(("index_started", path))
         try:
             localizer = self._ensure_localizer()
             gallery = self.engine.index(path, progress=lambda *values: report(("index_progress", *values)),
-                                        cancel=cancel)
+                                        cancel=cancel, force=force)
         except Cancelled:
             report(("index_cancelled", path))
+            return
+        except IndexRefused as exc:
+            self.send(("index_refused", path, "\n".join(exc.reasons)))
             return
         except Exception as exc:
             traceback.print_exc()

@@ -18,7 +18,7 @@ from engine.pipeline import session as vf
 
 from app.actions import build_actions, update_history_actions
 from app.controller import SessionController, classify_paths  # noqa: F401 (classify_paths: part of the API)
-from app.dialogs import ask_new_map, warn
+from app.dialogs import ask_index_anyway, ask_new_map, warn
 from app.file_dialogs import FileDialogs
 from app.identify import IdentifyPanel
 from app.layers import LayersPanel
@@ -142,6 +142,7 @@ class MainWindow(QMainWindow):
         c.progress_finished.connect(self.status.hide_progress)
         c.map_indexed.connect(self._on_indexed)
         c.question.connect(self._ask_new_map)
+        c.index_refused.connect(self._ask_index_anyway)
         c.project_restored.connect(self._apply_view)
         c.export_finished.connect(lambda summary: self.export_finished.emit(summary.path))
         c.export_failed.connect(self.export_failed)
@@ -177,6 +178,10 @@ class MainWindow(QMainWindow):
 
     def relocalize_selected(self) -> None:
         self.controller.relocalize(self.selected_photo)
+
+    def _ask_index_anyway(self, path: str, reasons: str) -> None:
+        self.question_box = ask_index_anyway(self, path, reasons,
+                                             lambda yes: yes and self.controller.index_anyway(path))
 
     def _ask_new_map(self, plan: vf.NewMapPlan) -> None:
         self.question_box = ask_new_map(self, plan, lambda choice: self.controller.answer_new_map(plan, choice))

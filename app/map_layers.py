@@ -188,6 +188,12 @@ class MapLayers(QObject):
         frame = shapely.box(*self.map_bounds)
         return geometry if frame.contains(geometry) else geometry.intersection(frame)
 
+    def _on_map(self, x: float, y: float) -> bool:
+        if self.map_bounds is None:
+            return True
+        left, bottom, right, top = self.map_bounds
+        return left <= x <= right and bottom <= y <= top
+
     # ------------------------------------------------------------ selected photo and candidate
     def draw_selection(self, record, candidate_index: int) -> None:
         for key in ("score", "pose", "bev", "credible", "heatmap", "overlap", "cwr", "prior", "footprints"):
@@ -235,6 +241,8 @@ class MapLayers(QObject):
                                                    tooltip=f"predicted overlap region, candidate {candidate.rank}"))
         self.cwr_levels = len(candidate.cwr_points)
         for level, point in enumerate(candidate.cwr_points):
+            if not self._on_map(point.x, point.y):
+                continue        # an edge tile's attention centre can fall in the part of it off the map
             colour, symbol = QColor(CWR_COLOURS[level % len(CWR_COLOURS)]), CWR_SYMBOLS[level % len(CWR_SYMBOLS)]
             colour.setAlpha(150)        # the heatmap's hot spot under the point stays visible
             self.stack["cwr"].add(points_item(np.array([[point.x, point.y]]), colour, symbol, 11.0,

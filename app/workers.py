@@ -73,6 +73,7 @@ class EngineWorker(QThread):
     index_finished = Signal(object)               # IndexSummary
     index_failed = Signal(str, str)               # map path, reason
     index_cancelled = Signal(str)
+    index_refused = Signal(str, str)              # map path, why its index plan refuses it (index_map force=True)
     photo_started = Signal(str, int, object, object)   # path, generation, thumbnail QImage, preview QImage
     photo_progress = Signal(str, str, int, int)   # path, stage, done, total
     photo_finished = Signal(str, int, object, object)  # path, generation, LocalizationResult, flags
@@ -105,11 +106,11 @@ class EngineWorker(QThread):
     def read_map(self, path: str, purpose=None) -> None:
         self._send_job("read", str(path), purpose)
 
-    def index_map(self, path: str, generation: int) -> None:
+    def index_map(self, path: str, generation: int, force: bool = False) -> None:
         with self._lock:
             self._index_token = next(self._numbers)
             self._indexed = None         # (path, generation) of the gallery the engine process holds
-        self._send_job("index", str(path), generation, self._index_token)
+        self._send_job("index", str(path), generation, self._index_token, force)
 
     def localize(self, paths: list[str], generation: int) -> None:
         for path in paths:
@@ -173,7 +174,7 @@ class EngineWorker(QThread):
         if self._indexed is not None:
             with self._lock:
                 token = next(self._numbers)
-            self._send_job("reindex", *self._indexed, token)
+            self._send_job("reindex", *self._indexed, token, True)
         for kind, *payload in queued:
             if kind == "photo" and payload[2] != self._photo_token:
                 self.photo_cancelled.emit(payload[0], payload[1])

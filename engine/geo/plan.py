@@ -24,7 +24,12 @@ CPU_TILES_PER_SECOND_128 = 270.0
 
 
 class IndexRefused(RasterError):
-    """The plan refuses the map (too coarse, too many tiles); `force` indexes it anyway."""
+    """The plan refuses the map (too coarse, too many tiles); `force` indexes it anyway. `reasons` are the
+    refusals alone (the message adds how to force it from the command line)."""
+
+    def __init__(self, path, problem: str, reasons: tuple[str, ...] = ()) -> None:
+        super().__init__(path, problem)
+        self.reasons = tuple(reasons) or (problem,)
 
 
 @dataclass(frozen=True)
@@ -67,7 +72,8 @@ class IndexPlan:
     def check(self, force: bool = False) -> None:
         """IndexRefused naming the map and every reason, unless forced."""
         if self.refusals and not force:
-            raise IndexRefused(self.path, "; ".join(self.refusals) + " (use --force to index it anyway)")
+            raise IndexRefused(self.path, "; ".join(self.refusals) + " (use --force to index it anyway)",
+                               self.refusals)
 
 
 def tile_count_estimate(extent_m: tuple[float, float], spec: TilingSpec) -> int:

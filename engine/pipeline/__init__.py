@@ -11,6 +11,7 @@ from engine.data.geometry import lonlat_to_map, map_to_lonlat
 from engine.geo.errors import GeoInputError, RasterError
 from engine.geo.export import write_results_csv, write_results_geojson, write_results_html, write_results_json
 from engine.geo.photo import PHOTO_SUFFIXES, PhotoError, find_photos
+from engine.geo.plan import IndexRefused
 from engine.geo.priors import PriorOverrides, Priors, PriorSettings
 from engine.geo.raster import MapRaster as open_map
 from engine.index.model_source import DEFAULT_MODEL_PATH
@@ -25,8 +26,8 @@ from engine.progress import CancelToken, Cancelled, ProgressCallback
 
 __all__ = [
     "CancelToken", "Cancelled", "Candidate", "CheckpointError", "DEFAULT_MODEL_PATH", "DONE", "FAILED", "Gallery",
-    "GeoGrid", "GeoImage", "GeoInputError", "LocalizationResult", "Localizer", "LocalizerConfig", "MANUAL",
-    "PHOTO_SUFFIXES", "PhotoError", "PoseEstimate", "Position", "PriorOverrides", "PriorSettings", "Priors",
+    "GeoGrid", "GeoImage", "GeoInputError", "IndexRefused", "LocalizationResult", "Localizer", "LocalizerConfig",
+    "MANUAL", "PHOTO_SUFFIXES", "PhotoError", "PoseEstimate", "Position", "PriorOverrides", "PriorSettings", "Priors",
     "ProgressCallback", "RankedPosition", "RasterError", "EngineJobs", "MapInfo", "Session", "SessionError",
     "find_photos", "lonlat_to_map", "map_to_lonlat", "open_map", "read_map_info", "read_project", "read_truth",
     "write_results_csv", "write_results_geojson", "write_results_html", "write_results_json"

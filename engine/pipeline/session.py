@@ -383,9 +383,11 @@ class EngineJobs:
     def set_model(self, path: str | None) -> None:
         self.model_path, self._localizer, self.gallery, self.gallery_map = path, None, None, None
 
-    def index(self, map_path: str, progress: ProgressCallback | None = None, cancel: CancelToken | None = None):
+    def index(self, map_path: str, progress: ProgressCallback | None = None, cancel: CancelToken | None = None,
+              force: bool = False):
+        """The map's gallery (IndexRefused if its index plan refuses it, unless `force`)."""
         self.gallery, self.gallery_map = None, None
-        self.gallery = self.localizer.index_map(map_path, progress=progress, cancel=cancel)
+        self.gallery = self.localizer.index_map(map_path, progress=progress, cancel=cancel, force=force)
         self.gallery_map = map_path
         return self.gallery
 

@@ -98,7 +98,7 @@ def export_results(kind: str, results: list[LocalizationResult], path: str, map_
         with open(path, newline="", encoding="utf-8") as stream:
             rows = sum(1 for _ in csv.DictReader(stream))
     elif kind == "geojson":
-        write_results_geojson(results, path)
+        write_results_geojson(results, path, map_path=map_path)
         rows = len(json.loads(Path(path).read_text(encoding="utf-8")).get("features", []))
     else:
         if map_path is None:

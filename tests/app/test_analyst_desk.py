@@ -18,7 +18,7 @@ from engine.pipeline import FAILED, GeoGrid, GeoImage, LocalizationResult, PoseE
 from engine.pipeline import session as vf
 
 from app import file_dialogs
-from app.dialogs import KEEP_TEXT, NEW_TEXT
+from app.dialogs import INDEX_ANYWAY_TEXT, KEEP_TEXT, NEW_TEXT
 from tests.app.conftest import RESULT_TIMEOUT_MS, SCENE_PHOTOS, drop_paths, wait_for_all_results
 
 
@@ -37,6 +37,32 @@ def shifted_copy(source, target, east_m: float):
 def click_button(box, text: str) -> None:
     button = next(b for b in box.buttons() if b.text() == text or (text == "Cancel" and "Cancel" in b.text()))
     button.click()
+
+
+def test_a_map_the_index_plan_refuses_asks_and_indexes_only_when_told(qtbot, make_window, tiny_model_path,
+                                                                        tmp_path, monkeypatch):
+    monkeypatch.setenv("VIEWFINDER_CACHE", str(tmp_path / "cache"))
+    coarse = tmp_path / "coarse.tif"            # 30 m/px: far coarser than the model's ground resolution
+    with rasterio.open(coarse, "w", driver="GTiff", width=8, height=8, count=3, dtype="uint8",
+                       crs="EPSG:32616", transform=Affine(30.0, 0, 500000, 0, -30.0, 3770000)) as dst:
+        dst.write(np.random.default_rng(0).integers(0, 255, (3, 8, 8), dtype=np.uint8))
+    window = make_window(tiny_model_path)
+    with qtbot.waitSignal(window.engine.index_refused, timeout=RESULT_TIMEOUT_MS) as refused:
+        assert drop_paths(window, [coarse])
+    assert "30 m/px" in refused.args[1] and "--force" not in refused.args[1]
+    qtbot.waitUntil(lambda: window.question_box is not None and window.question_box.isVisible(), timeout=10_000)
+    assert str(coarse.resolve()) in window.question_box.text() and "30 m/px" in window.question_box.text()
+    assert not window.indexed and not window.progress_widget.isVisible()
+    click_button(window.question_box, "Cancel")
+    qtbot.wait(300)
+    assert not window.indexed                 # nothing indexed behind the analyst's back
+    window.question_box = None
+    with qtbot.waitSignal(window.engine.index_refused, timeout=RESULT_TIMEOUT_MS):
+        window.open_map(str(coarse))
+    qtbot.waitUntil(lambda: window.question_box is not None and window.question_box.isVisible(), timeout=10_000)
+    with qtbot.waitSignal(window.map_indexed, timeout=RESULT_TIMEOUT_MS) as indexed:
+        click_button(window.question_box, INDEX_ANYWAY_TEXT)
+    assert indexed.args[0].tiles >= 1 and window.indexed
 
 
 def test_a_new_map_over_results_asks_and_each_answer_does_what_it_says(qtbot, localized_window, scene, tmp_path):

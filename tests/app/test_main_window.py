@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 from PySide6.QtCore import Qt
 
-from engine.pipeline import DONE, FAILED, open_map
+from engine.pipeline import DONE, FAILED, Position, open_map
 
 from app.main_window import classify_paths
 from tests.app.conftest import (RESULT_TIMEOUT_MS, SCENE_PHOTOS, drop_paths, scene_photos,
@@ -67,6 +67,21 @@ def test_bad_photo_gets_a_failed_row_with_its_reason_and_the_others_succeed(qtbo
     assert all(e.result.status == DONE and e.result.best is not None for e in others)
 
 
+def test_attention_centres_off_the_map_are_not_drawn(localized_window):
+    window = localized_window
+    entry = window.results.entries[0]
+    candidate = entry.result.candidates[0]
+    left, bottom, right, top = window.map_layers.map_bounds
+    finest = candidate.cwr_points[0]
+    # an edge tile reaches past the map: its coarse attention centre can land there
+    candidate.cwr_points = [finest, Position(x=right + 25.0, y=finest.y, lon=finest.lon, lat=finest.lat)]
+    window.map_layers.draw_selection(window.session.record(entry.path), 0)
+    drawn = [tuple(item.getData()[i][0] for i in (0, 1)) for item in window.map_layers["cwr"].items]
+    assert drawn == [(finest.x, finest.y)]
+    cwr_legend = next(e for e in window.legend.entries if e.key == "cwr")
+    assert len(cwr_legend.symbols) == 2           # both levels still explained
+
+
 def test_results_table_lists_positions_and_selection_draws_the_explanation(qtbot, localized_window):
     window = localized_window
     model = window.results
@@ -83,7 +98,9 @@ def test_results_table_lists_positions_and_selection_draws_the_explanation(qtbot
     assert window.results_panel.candidates.rowCount() == len(candidates)
     layers = window.map_layers
     assert len(layers["footprints"].items) >= len(candidates)          # outlines (+ rank labels)
-    assert len(layers["heatmap"].items) == 1 and len(layers["cwr"].items) == len(candidates[0].cwr_points)
+    left, bottom, right, top = window.map_layers.map_bounds
+    on_map = [p for p in candidates[0].cwr_points if left <= p.x <= right and bottom <= p.y <= top]
+    assert len(layers["heatmap"].items) == 1 and len(layers["cwr"].items) == len(on_map) >= 1
     heatmap = layers["heatmap"].items[0]
     assert heatmap.grid is candidates[0].attention[0]
     # the view zooms to the photo's best position

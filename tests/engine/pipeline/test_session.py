@@ -246,6 +246,23 @@ def test_exports_report_what_they_wrote(session, tmp_path):
         Session().export("csv", str(tmp_path / "empty.csv"))
 
 
+def test_geojson_export_cuts_regions_to_the_map(info, scene, tmp_path):
+    import geopandas
+    session = Session()
+    session.set_map(info)
+    session.add_photos([str(sorted((scene.folder / "photos").glob("*.jpg"))[0])])
+    generation = session.generation
+    left, bottom, right, top = info.bounds
+    for path in session.map_indexed(generation):      # a camera 2 m inside the west edge: its 12 m region is not
+        assert session.deliver(path, make_result(info, path, left + 2.0, (bottom + top) / 2), generation)
+    session.export("geojson", str(tmp_path / "r.geojson"))
+    frame = geopandas.read_file(tmp_path / "r.geojson").to_crs(info.crs)
+    polygons = frame[frame.geometry.geom_type.isin(["Polygon", "MultiPolygon"])]
+    assert len(polygons) >= 1
+    assert polygons.total_bounds[0] >= left - 0.01          # cut at the map edge, not 10 m past it
+    assert (polygons.geometry.within(box(*info.bounds).buffer(0.01))).all()
+
+
 def test_project_round_trip_keeps_results_corrections_flags_and_view(session, info, tmp_path):
     record = session.photos[0]
     session.correct(record.path, record.result.best.position.x + 4, record.result.best.position.y)

@@ -47,8 +47,9 @@ ENGINE_RETRIES = 3          # engine processes that may die in a row before queu
 def engine_context():
     """Start method for the engine process. A fork server imports the engine once per app (in its own
     single-threaded process, so forking it is safe beside Qt's threads) and every engine process after the
-    first starts in milliseconds; where there is none, spawn."""
-    if "forkserver" in multiprocessing.get_all_start_methods():
+    first starts in milliseconds; where there is none (or in a frozen app, whose bootloader re-runs itself
+    for spawned children only), spawn."""
+    if "forkserver" in multiprocessing.get_all_start_methods() and not getattr(sys, "frozen", False):
         context = multiprocessing.get_context("forkserver")
         context.set_forkserver_preload(["app.engine_process"])
         return context

@@ -23,21 +23,27 @@ from app.engine_process import one_line, serve_engine
 from app.images import PREVIEW_SIZE, THUMBNAIL_SIZE, load_scaled
 from app.training_process import train_in_child, yield_cpu_to_gui
 
-WORKER_NICENESS = 5
+def lower_relay_thread_priority() -> None:
+    """Linux nice is per thread and a child inherits its parent thread's: lowering a relay thread makes the
+    processes it starts yield to the GUI from birth, through their imports too. Elsewhere nice is per process
+    and would slow the GUI as well, so the children lower themselves instead."""
+    if sys.platform.startswith("linux"):
+        yield_cpu_to_gui()
 
 
-def yield_cpu_to_the_gui() -> None:
-    """Lower the calling worker thread's CPU priority (Linux: per-thread nice) so the GUI thread is
-    scheduled first on a busy machine; threads it starts afterwards (torch's OpenMP team, data loader
-    processes) inherit it. Elsewhere nothing changes."""
-    if not hasattr(os, "setpriority"):
-        return
-    try:
-        thread = threading.get_native_id()
-        current = os.getpriority(os.PRIO_PROCESS, thread)
-        os.setpriority(os.PRIO_PROCESS, thread, min(19, current + WORKER_NICENESS))
-    except OSError:
-        pass
+def reports_until_exit(process, reader, poll_s: float = 0.25):
+    """The messages a child process sends on `reader` until it exits or its end of the pipe closes."""
+    while True:
+        try:
+            if not reader.poll(poll_s):
+                if process.is_alive():
+                    continue
+                if not reader.poll(0):
+                    return
+            message = reader.recv()
+        except (EOFError, OSError):
+            return
+        yield message
 
 
 ENGINE_STOP_TIMEOUT_S = 10.0
@@ -148,7 +154,7 @@ class EngineWorker(QThread):
 
     # ------------------------------------------------------------ relay thread
     def run(self) -> None:
-        yield_cpu_to_the_gui()      # the engine process is born with this thread's (lower) priority
+        lower_relay_thread_priority()    # the fork server (or a spawned engine) is born with it
         crashes = 0                 # in a row, without a job finished in between
         while True:
             process, outbox = self._start_process()
@@ -199,16 +205,7 @@ class EngineWorker(QThread):
     def _relay_until_exit(self, process, outbox) -> int:
         """Relay reports until the process ends; how many jobs it finished."""
         finished = 0
-        while True:
-            try:
-                if not outbox.poll(0.25):
-                    if process.is_alive():
-                        continue
-                    if not outbox.poll(0):
-                        break
-                message = outbox.recv()
-            except (EOFError, OSError):
-                break
+        for message in reports_until_exit(process, outbox):
             finished += message[0] == "done"
             self._relay(message)
         outbox.close()
@@ -329,10 +326,7 @@ class TrainingJob(QThread):
                 pass           # the process is gone already
 
     def run(self) -> None:
-        if sys.platform.startswith("linux"):
-            # Linux nice is per thread and a child inherits its parent thread's: lowering this relay thread
-            # makes the child yield to the GUI from birth, through its imports and data generation too
-            yield_cpu_to_gui()
+        lower_relay_thread_priority()
         reader, writer = self._context.Pipe(duplex=False)
         process = self._context.Process(
             target=train_in_child, args=(self.config, self.resume, self.overwrite, writer, self._cancel_reader),
@@ -341,16 +335,10 @@ class TrainingJob(QThread):
         writer.close()
         self._cancel_reader.close()
         outcome = None
-        while outcome is None:
-            try:
-                if not reader.poll(0.25):
-                    if not process.is_alive() and not reader.poll(0):
-                        break
-                    continue
-                message = reader.recv()
-            except (EOFError, OSError):
-                break
+        for message in reports_until_exit(process, reader):
             outcome = self._relay(message)
+            if outcome is not None:
+                break
         reader.close()
         process.join()
         with self._cancel_lock:

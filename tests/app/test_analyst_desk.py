@@ -20,6 +20,7 @@ from engine.pipeline import session as vf
 from app import file_dialogs
 from app.dialogs import INDEX_ANYWAY_TEXT, KEEP_TEXT, NEW_TEXT
 from tests.app.conftest import RESULT_TIMEOUT_MS, SCENE_PHOTOS, drop_paths, wait_for_all_results
+from tests.engine.pipeline.scenes import write_coarse_map
 
 
 def shifted_copy(source, target, east_m: float):
@@ -42,10 +43,7 @@ def click_button(box, text: str) -> None:
 def test_a_map_the_index_plan_refuses_asks_and_indexes_only_when_told(qtbot, make_window, tiny_model_path,
                                                                         tmp_path, monkeypatch):
     monkeypatch.setenv("VIEWFINDER_CACHE", str(tmp_path / "cache"))
-    coarse = tmp_path / "coarse.tif"            # 30 m/px: far coarser than the model's ground resolution
-    with rasterio.open(coarse, "w", driver="GTiff", width=8, height=8, count=3, dtype="uint8",
-                       crs="EPSG:32616", transform=Affine(30.0, 0, 500000, 0, -30.0, 3770000)) as dst:
-        dst.write(np.random.default_rng(0).integers(0, 255, (3, 8, 8), dtype=np.uint8))
+    coarse = write_coarse_map(tmp_path / "coarse.tif", side_px=8)
     window = make_window(tiny_model_path)
     with qtbot.waitSignal(window.engine.index_refused, timeout=RESULT_TIMEOUT_MS) as refused:
         assert drop_paths(window, [coarse])

@@ -22,6 +22,15 @@ def make_scene(folder: Path):
     return export_scene(world, PhotoSpec(SCENE_PHOTOS, (50.0, 90.0), (192, 128), border_margin_m=50.0), 3, folder)
 
 
+def write_coarse_map(path: Path, side_px: int = 4) -> Path:
+    """A small 30 m/px UTM GeoTIFF of noise: far coarser than any model, so the index plan refuses it."""
+    from affine import Affine
+    with rasterio.open(path, "w", driver="GTiff", width=side_px, height=side_px, count=3, dtype="uint8",
+                       crs="EPSG:32616", transform=Affine(30.0, 0, 500000, 0, -30.0, 3770000)) as dst:
+        dst.write(np.random.default_rng(0).integers(0, 255, (3, side_px, side_px), dtype=np.uint8))
+    return path
+
+
 def geographic_copy(source: Path, target: Path) -> Path:
     """The map reprojected to EPSG:4326 (lon/lat degrees), nodata outside the warped footprint."""
     with rasterio.open(source) as src:

@@ -7,7 +7,7 @@ import pyogrio
 
 from engine.cli import main
 from engine.commands.demo import DEMO_SCENE
-from tests.engine.pipeline.scenes import SCENE_PHOTOS
+from tests.engine.pipeline.scenes import SCENE_PHOTOS, write_coarse_map
 
 
 def _model_args(checkpoint, cache):
@@ -71,13 +71,7 @@ def test_unwritable_output_stops_the_run_before_any_work_and_writes_nothing(scen
 
 
 def test_coarse_map_is_refused_with_its_plan_and_forced_on_request(small_checkpoint, tmp_path, capsys):
-    import numpy as np
-    import rasterio
-    from affine import Affine
-    coarse = tmp_path / "coarse.tif"
-    with rasterio.open(coarse, "w", driver="GTiff", width=4, height=4, count=3, dtype="uint8",
-                       crs="EPSG:32616", transform=Affine(30.0, 0, 500000, 0, -30.0, 3770000)) as dst:
-        dst.write(np.random.default_rng(0).integers(0, 255, (3, 4, 4), dtype=np.uint8))
+    coarse = write_coarse_map(tmp_path / "coarse.tif")
     args = ["--model", str(small_checkpoint), "--cache-dir", str(tmp_path / "cache")]
     assert main(["index", str(coarse), *args]) == 2
     err = capsys.readouterr().err

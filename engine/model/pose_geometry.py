@@ -116,9 +116,11 @@ def headings_deg(count: int) -> Tensor:
 
 
 def rotation_grids(headings: Tensor, size: int) -> Tensor:
-    """(K, S, S, 2) grids that turn a camera-frame template (forward = up) into the north-up map frame at
+    """(K, S, S, 2) grids (or (B, K, S, S, 2) for (B, K) headings) that turn a camera-frame template (forward = up) into the north-up map frame at
     each compass heading: output offset (east e, north n) samples the template at forward = e sin h + n cos h,
     lateral = e cos h - n sin h."""
+    if headings.dim() == 2:
+        return rotation_grids(headings.flatten(), size).unflatten(0, headings.shape)
     theta = torch.deg2rad(headings.float())
     cos, sin = torch.cos(theta), torch.sin(theta)
     zeros = torch.zeros_like(cos)
@@ -127,12 +129,14 @@ def rotation_grids(headings: Tensor, size: int) -> Tensor:
 
 
 def rotate_templates(template: Tensor, grids: Tensor) -> Tensor:
-    """(B, C, S, S) camera-frame templates -> (B, K, C, S, S) north-up templates at each heading."""
+    """(B, C, S, S) camera-frame templates -> (B, K, C, S, S) north-up templates at each heading. grids:
+    (K, S, S, 2) shared by the batch, or (B, K, S, S, 2) with headings of each photo's own."""
     b, c, s, _ = template.shape
-    k = grids.shape[0]
+    k = grids.shape[-4]
+    grids = grids.to(template)
+    grids = grids.repeat(b, 1, 1, 1) if grids.dim() == 4 else grids.reshape(b * k, s, s, 2)
     tiled = template[:, None].expand(b, k, c, s, s).reshape(b * k, c, s, s)
-    rotated = F.grid_sample(tiled, grids.to(template).repeat(b, 1, 1, 1), mode="bilinear",
-                            padding_mode="zeros", align_corners=False)
+    rotated = F.grid_sample(tiled, grids, mode="bilinear", padding_mode="zeros", align_corners=False)
     return rotated.reshape(b, k, c, s, s)
 
 

@@ -190,7 +190,8 @@ class PoseNet(nn.Module):
         return F.normalize(self.map_head(torch.cat([f2.float(), up], 1)), dim=1)
 
     def score_volume(self, bev: GroundBev, map_features: Tensor, headings: Tensor) -> Tensor:
-        """(B, K, N-S+1, M-S+1) log-score of every (heading, placement); see pose_geometry.correlate."""
+        """(B, K, N-S+1, M-S+1) log-score of every (heading, placement); see pose_geometry.correlate.
+        headings: (K,) for the whole batch or (B, K), each photo its own."""
         templates = rotate_templates(bev.features, rotation_grids(headings, self.config.grid.size_cells))
         scores = correlate(map_features, templates)
         norm = bev.confidence.flatten(1).sum(1).clamp(min=1.0).sqrt()

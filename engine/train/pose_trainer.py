@@ -38,17 +38,26 @@ class PoseTrainSpec:
     budget_minutes: float | None = None
 
 
-def pose_nll(volume: torch.Tensor, label_ab: torch.Tensor, heading_deg: torch.Tensor) -> torch.Tensor:
-    """Mean NLL of the nearest (heading, placement) to the truth in a (B, K, A, A) score volume."""
+def truth_aligned_headings(heading_deg: torch.Tensor, count: int) -> torch.Tensor:
+    """(B, K) hypotheses spaced 360/K apart with each photo's true heading at index 0: the label is exact
+    (a fixed set of headings is up to half a step off the truth, which teaches a blurred heading)."""
+    return (heading_deg[:, None] + torch.arange(count, dtype=torch.float32) * (360.0 / count)) % 360.0
+
+
+def pose_nll(volume: torch.Tensor, label_ab: torch.Tensor, heading_index: torch.Tensor | None = None
+             ) -> torch.Tensor:
+    """Mean NLL of the true placement (nearest cell) and heading (index into K; default 0, the index of the
+    truth in truth_aligned_headings) in a (B, K, A, A) score volume."""
     b, k, a, w = volume.shape
     log_p = torch.log_softmax(volume.reshape(b, -1), dim=1)
-    ka = torch.round(heading_deg / (360.0 / k)).long() % k
+    ka = torch.zeros(b, dtype=torch.long) if heading_index is None else heading_index.long() % k
     ia = label_ab[:, 0].round().long().clamp(0, a - 1)
     ib = label_ab[:, 1].round().long().clamp(0, w - 1)
     return -log_p[torch.arange(b), (ka * a + ia) * w + ib].mean()
 
 
 def forward_batch(model: PoseNet, batch: dict[str, torch.Tensor], headings: torch.Tensor) -> torch.Tensor:
+    """Score volume of a batch; headings (K,) shared or (B, K) per photo."""
     bev = model.ground_bev(batch["f8"], batch["f16"], batch["fov"], batch["wh"])
     return model.score_volume(bev, model.map_features(batch["f2"], batch["f4"]), headings)
 
@@ -91,7 +100,7 @@ def train_pose(model: PoseNet, worlds: list[PoseWorld], spec: PoseTrainSpec,
                report: Callable[[dict], None] | None = None,
                more_worlds: Callable[[], list[PoseWorld]] | None = None) -> dict:
     """Train the heads in place; returns a summary (loss curve, evaluations, seconds). `more_worlds` is
-    polled every eval_every steps for worlds generated meanwhile."""
+    polled every 25 steps for worlds generated meanwhile."""
     torch.manual_seed(spec.seed)
     rng = np.random.default_rng(spec.seed)
     params = [p for p in model.parameters() if p.requires_grad]
@@ -110,7 +119,6 @@ def train_pose(model: PoseNet, worlds: list[PoseWorld], spec: PoseTrainSpec,
         return 0.05 + 0.95 * 0.5 * (1 + math.cos(math.pi * progress_at(step)))
 
     scheduler = torch.optim.lr_scheduler.LambdaLR(optimiser, lr_at)
-    headings = headings_deg(spec.train_headings)
     model.train()
     curve, evaluations = [], []
     start, running = time.perf_counter(), None
@@ -120,7 +128,8 @@ def train_pose(model: PoseNet, worlds: list[PoseWorld], spec: PoseTrainSpec,
         if budget_s is not None and time.perf_counter() - start >= budget_s:
             break
         batch = sample_crops(worlds, spec.batch, rng, spec.crop_cells, model.config.grid.size_cells)
-        loss = pose_nll(forward_batch(model, batch, headings), batch["label_ab"], batch["heading"])
+        headings = truth_aligned_headings(batch["heading"], spec.train_headings)
+        loss = pose_nll(forward_batch(model, batch, headings), batch["label_ab"])
         if not torch.isfinite(loss):
             raise FloatingPointError(f"pose training loss is {loss.item()} at step {step}")
         optimiser.zero_grad(set_to_none=True)
@@ -134,7 +143,7 @@ def train_pose(model: PoseNet, worlds: list[PoseWorld], spec: PoseTrainSpec,
             log.info("pose step %d loss %.3f (%.1f s)", step, running, time.perf_counter() - start)
             if report:
                 report(curve[-1])
-        if more_worlds is not None and (step + 1) % spec.eval_every == 0:
+        if more_worlds is not None and step % 25 == 0:
             worlds.extend(more_worlds())
         if val_worlds and ((step + 1) % spec.eval_every == 0 or step == spec.steps - 1):
             result = {"step": step + 1, **evaluate_crops(model, val_worlds, spec, spec.eval_samples, seed=1)}

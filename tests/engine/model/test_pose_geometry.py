@@ -67,3 +67,14 @@ def test_correlate_matches_a_direct_sum():
     assert out.shape == (2, 5, 13, 17)
     direct = (t[1, 2] * m[1, :, 4:12, 6:14]).sum()
     assert out[1, 2, 4, 6].item() == pytest.approx(direct.item(), rel=1e-4, abs=1e-4)
+
+
+def test_per_photo_headings_rotate_each_template_by_its_own_angles():
+    torch.manual_seed(0)
+    templates = torch.rand(2, 3, 16, 16)
+    own = torch.tensor([[0.0, 90.0], [45.0, 200.0]])
+    rotated = rotate_templates(templates, rotation_grids(own, 16))
+    assert rotated.shape == (2, 2, 3, 16, 16)
+    for b in range(2):
+        shared = rotate_templates(templates[b:b + 1], rotation_grids(own[b], 16))[0]
+        torch.testing.assert_close(rotated[b], shared)

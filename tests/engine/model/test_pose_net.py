@@ -10,7 +10,8 @@ from engine.model.checkpoint import CheckpointError
 from engine.model.pose_geometry import headings_deg
 from engine.model.pose_net import PoseNet
 from engine.train.pose_data import PoseDataSpec, make_world, sample_crops
-from engine.train.pose_trainer import PoseTrainSpec, forward_batch, pose_nll, train_pose
+from engine.train.pose_trainer import (PoseTrainSpec, forward_batch, pose_nll, train_pose,
+                                      truth_aligned_headings)
 
 
 @pytest.fixture(scope="module")
@@ -79,11 +80,11 @@ def test_a_few_training_steps_lower_the_pose_nll_on_held_crops():
     assert world.ground_f8.shape == (12, 40, 24, 36) and world.map_f2.shape[-1] == 200
     rng = np.random.default_rng(5)
     held = sample_crops([world], 12, rng, 96, model.config.grid.size_cells)
-    headings = headings_deg(32)
+    headings = truth_aligned_headings(held["heading"], 32)
 
     def nll() -> float:
         with torch.no_grad():
-            return pose_nll(forward_batch(model.eval(), held, headings), held["label_ab"], held["heading"]).item()
+            return pose_nll(forward_batch(model.eval(), held, headings), held["label_ab"]).item()
 
     before = nll()
     train_pose(model, [world], PoseTrainSpec(steps=40, batch=4, lr=3e-3, warmup_steps=5, eval_every=1000))

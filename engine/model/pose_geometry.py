@@ -116,9 +116,9 @@ def headings_deg(count: int) -> Tensor:
 
 
 def rotation_grids(headings: Tensor, size: int) -> Tensor:
-    """(K, S, S, 2) grids (or (B, K, S, S, 2) for (B, K) headings) that turn a camera-frame template (forward = up) into the north-up map frame at
-    each compass heading: output offset (east e, north n) samples the template at forward = e sin h + n cos h,
-    lateral = e cos h - n sin h."""
+    """(K, S, S, 2) grids (or (B, K, S, S, 2) for (B, K) headings) that turn a camera-frame template
+    (forward = up) into the north-up map frame at each compass heading: output offset (east e, north n)
+    samples the template at forward = e sin h + n cos h, lateral = e cos h - n sin h."""
     if headings.dim() == 2:
         return rotation_grids(headings.flatten(), size).unflatten(0, headings.shape)
     theta = torch.deg2rad(headings.float())

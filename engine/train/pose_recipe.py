@@ -86,6 +86,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--batch", type=int, default=16)
     parser.add_argument("--lr", type=float, default=2e-3)
     parser.add_argument("--processes", type=int, default=2, help="world-generation processes")
+    parser.add_argument("--eval-samples", type=int, default=192, help="validation crops per evaluation")
     parser.add_argument("--data", type=Path, default=Path("out/pose-data"))
     parser.add_argument("--out", type=Path, default=Path("out/pose-run"))
     args = parser.parse_args(argv)
@@ -99,21 +100,21 @@ def main(argv: list[str] | None = None) -> int:
                                 processes=args.processes), validation)
     feed = ChunkFeed(args.data, args.worlds, args.processes)
     model = PoseNet()
-    spec = PoseTrainSpec(steps=1_000_000, batch=args.batch, lr=args.lr, eval_every=300, eval_samples=192,
-                         budget_minutes=args.minutes)
+    spec = PoseTrainSpec(steps=1_000_000, batch=args.batch, lr=args.lr, eval_every=300,
+                         eval_samples=args.eval_samples, budget_minutes=args.minutes)
     finished = False
     try:
         summary = train_pose(model, feed.first(), spec, val_worlds=load_worlds(validation),
                              more_worlds=feed.ready)
+        summary["data"] = {"worlds": summary["worlds"], "first_seed": TRAIN_FIRST_SEED,
+                           "validation_first_seed": VALIDATION_FIRST_SEED}
+        model.metadata["training"] = summary
+        model.save(args.out / "posenet.safetensors")
+        (args.out / "summary.json").write_text(json.dumps(summary, indent=1))
+        log.info("saved %s", args.out / "posenet.safetensors")
         finished = True
     finally:
         feed.close(finished)
-    summary["data"] = {"worlds": len(worlds), "first_seed": TRAIN_FIRST_SEED,
-                       "validation_first_seed": VALIDATION_FIRST_SEED}
-    model.metadata["training"] = summary
-    model.save(args.out / "posenet.safetensors")
-    (args.out / "summary.json").write_text(json.dumps(summary, indent=1))
-    log.info("saved %s", args.out / "posenet.safetensors")
     return 0
 
 

@@ -46,9 +46,9 @@ bench-accuracy: $(STAMP)
 bench-pose: $(STAMP)
 	$(BIN)/python -m tests.bench.run_all pose
 
-# The CPU recipe of the shipped pose model (about 50 minutes on 2 cores), then calibration and install.
+# The CPU recipe of the shipped pose model (about 85 minutes on 2 cores), then calibration and install.
 train-pose: $(STAMP)
-	$(BIN)/python -m engine.train.pose_recipe --worlds 160 --minutes 36 --out out/pose-run
+	$(BIN)/python -m engine.train.pose_recipe --worlds 320 --minutes 80 --out out/pose-run
 	$(BIN)/python -m engine.pipeline.pose_ship out/pose-run/posenet.safetensors
 
 lint: $(STAMP)

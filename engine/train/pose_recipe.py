@@ -1,6 +1,6 @@
 """The CPU recipe for PoseNet: generate cached synthetic worlds, train the heads on a wall-clock budget, save.
 
-    python -m engine.train.pose_recipe --worlds 320 --minutes 90 --out out/pose-run
+    python -m engine.train.pose_recipe --worlds 320 --minutes 80 --out out/pose-run
 
 Worlds are generated in chunks of 80 (one safetensors file each, reused when present); validation worlds
 (seeds from 19000) are held out and evaluated every few hundred steps. Training starts once the first chunk
@@ -81,7 +81,7 @@ class ChunkFeed:
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--worlds", type=int, default=320)
-    parser.add_argument("--minutes", type=float, default=90.0,
+    parser.add_argument("--minutes", type=float, default=80.0,
                         help="wall-clock budget from the first chunk on disk (later chunks generate meanwhile)")
     parser.add_argument("--batch", type=int, default=16)
     parser.add_argument("--lr", type=float, default=2e-3)

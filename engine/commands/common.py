@@ -4,8 +4,6 @@ from __future__ import annotations
 import argparse
 import sys
 
-from tqdm import tqdm
-
 EXIT_OK, EXIT_FAILED, EXIT_USAGE = 0, 1, 2
 
 
@@ -85,6 +83,7 @@ class ProgressBars:
             return
         bar = self.bars.get(stage)
         if bar is None:
+            from tqdm import tqdm      # here, not at the top: the --warm client never draws a bar itself
             bar = self.bars[stage] = tqdm(total=total, desc=stage, unit="it", file=sys.stderr, leave=True)
         bar.update(done - bar.n)
         if done >= total:

@@ -4,8 +4,6 @@ from __future__ import annotations
 import sys
 from pathlib import Path
 
-import numpy as np
-
 from engine.commands.common import EXIT_FAILED, EXIT_OK, ProgressBars, UsageError
 from engine.commands.localize import add_model_arguments, index_with_bars, make_localizer
 
@@ -35,6 +33,7 @@ def _ensure_scene(scene: Path, regenerate: bool) -> None:
 
 
 def _error_m(result, truth) -> float:
+    import numpy as np
     best = result.best
     return float(np.hypot(best.position.x - truth.x, best.position.y - truth.y)) if best else float("nan")
 
@@ -45,6 +44,7 @@ def _rate(errors: list[float], limit: float) -> str:
 
 
 def run(args) -> int:
+    import numpy as np      # here, not at the top: `viewfinder` parses every command's options at start-up
     from engine.pipeline import PriorOverrides, find_photos, lonlat_to_map, read_truth
     from engine.pipeline import write_results_csv, write_results_geojson, write_results_html
 

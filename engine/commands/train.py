@@ -12,8 +12,6 @@ import sys
 import threading
 from pathlib import Path
 
-from tqdm import tqdm
-
 from engine.commands.common import EXIT_FAILED, EXIT_OK, EXIT_USAGE, ProgressBars, positive_int
 
 
@@ -46,7 +44,7 @@ class CommandLineCallbacks:
         self.passes = ProgressBars(enabled)
 
     def write(self, message: str) -> None:
-        (tqdm.write if self.bar is not None else print)(message, file=sys.stderr)
+        (self.bar.write if self.bar is not None else print)(message, file=sys.stderr)
 
     def on_log(self, message: str) -> None:
         self.write(message)
@@ -61,6 +59,7 @@ class CommandLineCallbacks:
         if not self.enabled:
             return
         if self.bar is None or self.bar.desc != f"epoch {epoch + 1}":
+            from tqdm import tqdm      # here, not at the top: `viewfinder` imports every command at start-up
             self.close()
             self.bar = tqdm(total=steps, initial=step, desc=f"epoch {epoch + 1}", unit="step", file=sys.stderr)
         self.bar.update(step + 1 - self.bar.n)

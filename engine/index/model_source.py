@@ -42,9 +42,13 @@ def untrained_default_model() -> CrossViewNet:
         return CrossViewNet()
 
 
-def load_model(source: CrossViewNet | str | os.PathLike | None = None,
+def load_model(source: LoadedModel | CrossViewNet | str | os.PathLike | None = None,
                device: torch.device | str | None = None) -> LoadedModel:
-    """Resolve `source` (a model, a checkpoint path, or None for the default) and prepare it for inference."""
+    """Resolve `source` (a model, a checkpoint path, or None for the default) and prepare it for inference.
+    A LoadedModel is already prepared and is returned as it is (the warm server shares one between Localizers
+    of different settings; `device` is then the one it was prepared for)."""
+    if isinstance(source, LoadedModel):
+        return source
     if isinstance(source, CrossViewNet):
         model, description = source, "in-memory CrossViewNet"
     elif source is not None:

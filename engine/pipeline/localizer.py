@@ -54,10 +54,11 @@ def _numpy(tensor: torch.Tensor) -> np.ndarray:
 class Localizer:
     """Finds where photos were taken on indexed maps. Safe to use from one worker thread at a time."""
 
-    def __init__(self, model: CrossViewNet | str | os.PathLike | None = None,
+    def __init__(self, model: LoadedModel | CrossViewNet | str | os.PathLike | None = None,
                  device: torch.device | str | None = None, config: LocalizerConfig | None = None,
                  pose_model=None) -> None:
-        """pose_model: a PoseNet, a checkpoint path, "colour" (the non-learned baseline) or None (shipped)."""
+        """model: see engine.index.model_source.load_model. pose_model: a PoseNet, a checkpoint path, "colour"
+        (the non-learned baseline) or None (shipped)."""
         self.config = config or LocalizerConfig()
         self.loaded: LoadedModel = load_model(model, device)
         self._pose_source = pose_model

@@ -6,8 +6,10 @@ two cell sizes (0.5 and 0.3 m) and read back through MapRaster like any map. Pho
 from their EXIF; eye height unknown to the engine. Priors: GPS sigma 10 and 25 m (search +-3 sigma), with and
 without a compass prior (sigma 15 degrees). Image only: exhaustive pose search over 1 km maps.
 
-Environment: VIEWFINDER_POSE_MODEL (checkpoint, default the shipped one), VIEWFINDER_BENCH_POSE_PHOTOS (photos
-per world, default 10), VIEWFINDER_BENCH_POSE_IMAGE_ONLY (photos per 1 km map, default 8; 0 skips).
+Environment: VIEWFINDER_POSE_MODEL (checkpoint, default the shipped one), VIEWFINDER_POSE_PREVIOUS_MODEL (an
+earlier PoseNet checkpoint run as one more arm on the same photos; unset: no such arm),
+VIEWFINDER_BENCH_POSE_PHOTOS (photos per world, default 10), VIEWFINDER_BENCH_POSE_IMAGE_ONLY (photos per
+1 km map, default 8; 0 skips).
 """
 from __future__ import annotations
 
@@ -44,7 +46,11 @@ RESOLUTIONS_M = (0.5, 0.3)
 IMAGE_ONLY_SIZE_M = 1000.0
 POSITION_RECALL_M = (1, 3, 5, 10)
 HEADING_RECALL_DEG = (5, 10)
-ARMS = ("GPS alone", "colour BEV (non-learned)", "CAFR fine head (previous)", "PoseNet (new)")
+GPS_ARM, COLOUR_ARM, CAFR_ARM = "GPS alone", "colour BEV (non-learned)", "CAFR fine head (previous)"
+PREVIOUS_ARM, NEW_ARM = "PoseNet (previous)", "PoseNet (new)"
+ARMS = (GPS_ARM, COLOUR_ARM, CAFR_ARM, PREVIOUS_ARM, NEW_ARM)     # table order
+#: pose arms scored by a PoseSearch: arm label -> key of the search
+POSE_ARMS = ((COLOUR_ARM, "colour"), (PREVIOUS_ARM, "previous"), (NEW_ARM, "learned"))
 
 
 def _scenes(work: Path, photos: int):
@@ -108,6 +114,12 @@ def run() -> list[dict]:
     learned, learned_name = load_pose_matcher(model_source)
     colour, _ = load_pose_matcher(COLOUR_BASELINE)
     searches = {"colour": PoseSearch(colour), "learned": PoseSearch(learned)}
+    previous_source = os.environ.get("VIEWFINDER_POSE_PREVIOUS_MODEL")
+    previous_text = ""
+    if previous_source:
+        previous, _ = load_pose_matcher(previous_source)
+        searches["previous"] = PoseSearch(previous)
+        previous_text = f" PoseNet (previous): {Path(previous_source).name}."
     eye = learned.config.eye_height_m
     cafr = Localizer(config=LocalizerConfig(pose=False, use_cache=False, score_surface=False))
     rng = np.random.default_rng(2024)
@@ -142,9 +154,11 @@ def run() -> list[dict]:
                             if ms is not None:
                                 entry["ms"].append(ms)
 
-                        add(ARMS[0], math.hypot(dx, dy),
+                        add(GPS_ARM, math.hypot(dx, dy),
                             _heading_error(compass.heading_deg, truth.heading_deg) if use_compass else math.nan)
-                        for arm, name in ((ARMS[1], "colour"), (ARMS[3], "learned")):
+                        for arm, name in POSE_ARMS:
+                            if name not in searches:
+                                continue
                             error, herr, covered, ms, confidence = _run_pose_arm(
                                 searches[name], raster, photo, truth, prior, heading, scored_cache, (name, sigma))
                             add(arm, error, herr, covered, ms)
@@ -157,7 +171,7 @@ def run() -> list[dict]:
                                                    use_exif_position=False, use_exif_heading=False)
                         old = cafr.localize(path, gallery, overrides)
                         best = old.best
-                        add(ARMS[2], math.hypot(best.position.x - truth.x, best.position.y - truth.y),
+                        add(CAFR_ARM, math.hypot(best.position.x - truth.x, best.position.y - truth.y),
                             _heading_error(best.heading_deg, truth.heading_deg), None,
                             (time.perf_counter() - start) * 1000.0)
             raster.close()
@@ -170,7 +184,7 @@ def run() -> list[dict]:
             for arm in ARMS:
                 entry = by_biome.get(biome, {}).get(arm)
                 if entry:
-                    h = entry["h"] if (arm != ARMS[0] or use_compass) else []
+                    h = entry["h"] if (arm != GPS_ARM or use_compass) else []
                     rows.append({"biome": biome, **_row(arm, entry["e"], h, entry["c"], entry["ms"])})
         for arm in ARMS:
             entries = [by_biome[b][arm] for b in BIOMES if arm in by_biome.get(b, {})]
@@ -183,7 +197,7 @@ def run() -> list[dict]:
         compass_text = f"compass prior sigma {COMPASS_SIGMA_DEG:.0f} deg" if use_compass else "no compass prior"
         sections.append({
             "section": f"Pose: GPS prior sigma {sigma:.0f} m, {compass_text}", "rows": rows,
-            "notes": (f"PoseNet: {learned_name}. Held-out worlds {WORLD_SIZE_M:.0f} m, cells "
+            "notes": (f"PoseNet (new): {learned_name}.{previous_text} Held-out worlds {WORLD_SIZE_M:.0f} m, cells "
                       f"{' and '.join(str(r) for r in RESOLUTIONS_M)} m, {photos_per_world} photos each; "
                       f"search +-3 sigma around the noisy prior, 64 headings; GPS alone is the prior's centre. "
                       f"ms / photo for the pose arms is the pose search only (score volume + posterior); for the "

@@ -5,16 +5,19 @@ from engine.train.pose_data import PoseWorld, load_worlds, save_worlds
 from engine.train.pose_recipe import CHUNK, ChunkFeed, chunk_paths
 
 
-def _world(seed: int, photos: int = 2) -> PoseWorld:
+def _world(seed: int, photos: int = 2, map_cells: int = 8, photo_hw: tuple[int, int] = (4, 6)) -> PoseWorld:
+    """A world of random trunk features (the feed and the run are under test, not the accuracy)."""
     generator = torch.Generator().manual_seed(seed)
+    h, w = photo_hw
     return PoseWorld(
         biome="rural", seed=seed,
-        map_f2=torch.rand(16, 8, 8, generator=generator).half(),
-        map_f4=torch.rand(24, 4, 4, generator=generator).half(),
-        ground_f8=torch.rand(photos, 40, 3, 4, generator=generator).half(),
-        ground_f16=torch.rand(photos, 112, 2, 2, generator=generator).half(),
+        map_f2=torch.rand(16, map_cells, map_cells, generator=generator).half(),
+        map_f4=torch.rand(24, map_cells // 2, map_cells // 2, generator=generator).half(),
+        ground_f8=torch.rand(photos, 40, h, w, generator=generator).half(),
+        ground_f16=torch.rand(photos, 112, h // 2, w // 2, generator=generator).half(),
         fov_deg=torch.full((photos,), 60.0), original_wh=torch.tensor([[384.0, 256.0]] * photos),
-        camera_cells=torch.rand(photos, 2, generator=generator) * 8, heading_deg=torch.rand(photos) * 360)
+        camera_cells=torch.full((photos, 2), map_cells / 2.0),
+        heading_deg=torch.rand(photos, generator=generator) * 360)
 
 
 def test_chunks_on_disk_are_fed_in_order_without_generating(tmp_path):
@@ -39,28 +42,14 @@ def test_a_world_round_trips_through_its_chunk_file(tmp_path):
         torch.testing.assert_close(getattr(back, name), getattr(world, name))
 
 
-def _full_size_world(seed: int) -> PoseWorld:
-    """A world with the trunk-feature shapes of the real recipe (random values: the run, not the accuracy, is
-    under test)."""
-    generator = torch.Generator().manual_seed(seed)
-    photos = 4
-    return PoseWorld(
-        biome="urban", seed=seed, map_f2=torch.rand(16, 112, 112, generator=generator).half(),
-        map_f4=torch.rand(24, 56, 56, generator=generator).half(),
-        ground_f8=torch.rand(photos, 40, 24, 36, generator=generator).half(),
-        ground_f16=torch.rand(photos, 112, 12, 18, generator=generator).half(),
-        fov_deg=torch.full((photos,), 70.0), original_wh=torch.tensor([[384.0, 256.0]] * photos),
-        camera_cells=torch.full((photos, 2), 56.0), heading_deg=torch.tensor([0.0, 90.0, 180.0, 270.0]))
-
-
 def test_the_recipe_trains_and_saves_a_loadable_model_from_cached_chunks(tmp_path):
     from engine.model.pose_net import PoseNet
     from engine.train.pose_recipe import main
 
     data, out = tmp_path / "data", tmp_path / "run"
     data.mkdir()
-    save_worlds([_full_size_world(1)], chunk_paths(data, 1)[0])
-    save_worlds([_full_size_world(2)], data / "val.safetensors")
+    save_worlds([_world(1, photos=4, map_cells=112, photo_hw=(24, 36))], chunk_paths(data, 1)[0])
+    save_worlds([_world(2, photos=4, map_cells=112, photo_hw=(24, 36))], data / "val.safetensors")
     assert main(["--worlds", "1", "--minutes", "0.05", "--batch", "2", "--eval-samples", "2",
                  "--data", str(data), "--out", str(out)]) == 0
     model = PoseNet.load(out / "posenet.safetensors")

@@ -20,7 +20,7 @@ import numpy as np
 from PIL import ExifTags, Image, TiffImagePlugin
 
 from engine.data.geometry import focal_35mm_to_fov, fov_to_focal_35mm
-from engine.geo.atomic import write_bytes_atomic
+from engine.atomic import write_bytes_atomic
 
 EXIF_DATETIME_FORMAT = "%Y:%m:%d %H:%M:%S"
 GPS = ExifTags.GPS

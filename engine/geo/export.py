@@ -12,7 +12,7 @@ from collections.abc import Iterable
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from engine.geo.atomic import write_bytes_atomic
+from engine.atomic import write_bytes_atomic
 from engine.geo.html_map import html_bytes
 from engine.geo.output_set import write_together
 from engine.geo.result_csv import CSV_COLUMNS, csv_bytes, neutralise  # noqa: F401 (re-exported)

@@ -5,7 +5,7 @@ import os
 
 import geopandas as gpd
 
-from engine.geo.atomic import atomic_path
+from engine.atomic import atomic_path
 
 RFC7946_OPTIONS = {"RFC7946": "YES", "COORDINATE_PRECISION": "7", "WRITE_NAME": "NO"}
 

@@ -9,7 +9,7 @@ from affine import Affine
 from pyproj import CRS
 from rasterio.enums import Resampling
 
-from engine.geo.atomic import atomic_path
+from engine.atomic import atomic_path
 
 OVERVIEW_FACTORS = (2, 4, 8, 16, 32)
 

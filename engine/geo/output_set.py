@@ -11,7 +11,7 @@ import tempfile
 from collections.abc import Iterable
 from pathlib import Path
 
-from engine.geo.atomic import current_umask
+from engine.atomic import current_umask
 
 
 class OutputError(ValueError):

@@ -18,7 +18,7 @@ from safetensors import SafetensorError
 from safetensors.numpy import load_file, save_file
 
 from engine.data.geometry import TileFrame
-from engine.geo.atomic import atomic_path, write_text_atomic
+from engine.atomic import atomic_path, write_text_atomic
 from engine.geo.raster import file_content_hash
 from engine.geo.tiling import TilingSpec
 

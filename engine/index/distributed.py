@@ -25,7 +25,7 @@ from safetensors import SafetensorError
 from safetensors.numpy import load_file, save_file
 
 from engine.data.geometry import TileFrame
-from engine.geo.atomic import atomic_path
+from engine.atomic import atomic_path
 from engine.index.cache import GalleryCache, GalleryKey, default_cache_dir, map_fingerprint, tiles_to_array
 from engine.index.embed import embed_tiles, tiling_for_model
 from engine.index.indexer import gallery_tiles, plan_index

@@ -15,7 +15,7 @@ from safetensors import safe_open
 from safetensors.torch import load_file, save_file
 from torch import Tensor
 
-from engine.geo.atomic import atomic_path
+from engine.atomic import atomic_path
 
 CHECKPOINT_FORMAT = "viewfinder.crossview"
 CHECKPOINT_VERSION = 1

@@ -36,7 +36,7 @@ from engine.data.datasets.records import CrossViewItem
 from engine.data.errors import EmptyDatasetError
 from engine.data.geometry import heading_difference
 from engine.data.pairs import CrossViewPairs, PairConfig, collate_pairs, load_rgb
-from engine.geo.atomic import atomic_path, write_text_atomic
+from engine.atomic import atomic_path, write_text_atomic
 from engine.progress import CancelToken, ProgressCallback
 from engine.train.loading import loadable
 

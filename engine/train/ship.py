@@ -13,7 +13,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from engine.geo.atomic import write_text_atomic
+from engine.atomic import write_text_atomic
 from engine.model import CheckpointError, CrossViewNet
 
 REPO_ROOT = Path(__file__).resolve().parents[2]

@@ -18,7 +18,7 @@ import torch
 from safetensors import safe_open
 from safetensors.torch import load_file, save_file
 
-from engine.geo.atomic import atomic_path
+from engine.atomic import atomic_path
 
 STATE_FORMAT = "viewfinder.trainstate"
 STATE_VERSION = 1

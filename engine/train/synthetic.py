@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from engine.geo.atomic import write_text_atomic
+from engine.atomic import write_text_atomic
 from engine.progress import CancelToken, ProgressCallback
 
 logger = logging.getLogger(__name__)

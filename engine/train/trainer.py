@@ -32,7 +32,7 @@ from torch.utils.data import DataLoader
 
 from engine.data.errors import EmptyDatasetError
 from engine.data.pairs import CrossViewPairs, PairConfig, collate_pairs
-from engine.geo.atomic import write_text_atomic
+from engine.atomic import write_text_atomic
 from engine.model import CafrLoss, CafrTargets, CrossViewNet
 from engine.model.checkpoint import CheckpointError, read_checkpoint
 from engine.progress import Cancelled, CancelToken

@@ -10,7 +10,7 @@ import numpy as np
 from PIL import Image
 from shapely.geometry import Point
 
-from engine.geo.atomic import write_text_atomic
+from engine.atomic import write_text_atomic
 from engine.geo.exif import build_exif, write_jpeg
 from engine.synth.ortho import render_orthophoto
 from engine.synth.photos import PhotoTruth

@@ -13,7 +13,7 @@ from pathlib import Path
 
 from PIL import Image
 
-from engine.geo.atomic import write_bytes_atomic, write_text_atomic
+from engine.atomic import write_bytes_atomic, write_text_atomic
 from engine.geo.geojson import write_geojson
 from engine.geo.geotiff import write_geotiff
 from engine.synth.export.common import (ProgressCallback, crop_chip, orthophoto_of, save_photo,

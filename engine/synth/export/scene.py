@@ -7,7 +7,7 @@ import os
 from dataclasses import dataclass
 from pathlib import Path
 
-from engine.geo.atomic import write_text_atomic
+from engine.atomic import write_text_atomic
 from engine.geo.geojson import write_geojson
 from engine.geo.geotiff import write_geotiff
 from engine.synth.export.common import (ProgressCallback, orthophoto_of, save_photo, truth_frame,

@@ -8,7 +8,7 @@ import tempfile
 from collections.abc import Iterator
 from pathlib import Path
 
-from engine.geo.atomic import current_umask
+from engine.atomic import current_umask
 
 
 class OutputFolderError(ValueError):

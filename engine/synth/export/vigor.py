@@ -16,7 +16,7 @@ import numpy as np
 from PIL import Image
 
 from engine.data.geometry import map_to_lonlat
-from engine.geo.atomic import write_bytes_atomic, write_text_atomic
+from engine.atomic import write_bytes_atomic, write_text_atomic
 from engine.geo.geojson import write_geojson
 from engine.synth.export.common import (ProgressCallback, orthophoto_of, save_photo, split_indices,
                                         truth_frame, world_name, world_summary, write_json)

@@ -4,7 +4,7 @@ VENV ?= .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: venv run screenshots test bench bench-accuracy bench-pose train-pose lint clean contact-sheet
+.PHONY: venv run screenshots test test-fast typecheck bench bench-accuracy bench-pose train-pose lint clean contact-sheet
 
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PY) -m venv $(VENV)
@@ -31,8 +31,15 @@ screenshots: $(STAMP)
 
 # Two pytest processes: the GUI responsiveness tests measure the event loop in an interpreter of their own.
 test: $(STAMP)
-	QT_QPA_PLATFORM=offscreen $(BIN)/python -m pytest -q -m "not fresh_process"
+	QT_QPA_PLATFORM=offscreen $(BIN)/python -m pytest -q -m "not fresh_process" --durations=25
 	QT_QPA_PLATFORM=offscreen $(BIN)/python -m pytest -q -m fresh_process
+
+# The quick loop while editing: everything but the tests marked slow (and the fresh-process GUI timing).
+test-fast: $(STAMP)
+	QT_QPA_PLATFORM=offscreen $(BIN)/python -m pytest -q -x -m "not slow and not fresh_process"
+
+typecheck: $(STAMP)
+	$(BIN)/mypy
 
 bench: $(STAMP)
 	$(BIN)/python -m tests.bench.run_all
@@ -53,6 +60,7 @@ train-pose: $(STAMP)
 
 lint: $(STAMP)
 	$(BIN)/ruff check engine app tests
+	$(BIN)/lint-imports
 
 clean:
 	rm -rf $(VENV) build *.egg-info

@@ -10,12 +10,11 @@ from pathlib import Path
 
 from PySide6.QtCore import QObject, Signal
 
-from engine.pipeline import PHOTO_SUFFIXES, LocalizationResult, Session, SessionError, find_photos, read_project
-from engine.pipeline import session as vf
-
 from app.engine_process import IndexSummary
 from app.images import ImageLoader
 from app.workers import EngineWorker, run_in_thread
+from engine.pipeline import PHOTO_SUFFIXES, LocalizationResult, Session, SessionError, find_photos, read_project
+from engine.pipeline import session as vf
 
 RASTER_SUFFIXES = (".tif", ".tiff", ".vrt", ".jp2", ".img")
 

@@ -22,10 +22,9 @@ import time
 import traceback
 from dataclasses import dataclass, field
 
-from engine.pipeline import (FAILED, CancelToken, Cancelled, EngineJobs, IndexRefused, LocalizationResult,
-                             read_map_info)
-
+from app.error_text import one_line
 from app.training_process import yield_cpu_to_gui
+from engine.pipeline import FAILED, Cancelled, CancelToken, EngineJobs, IndexRefused, LocalizationResult
 
 
 @dataclass
@@ -39,11 +38,6 @@ class IndexSummary:
     footprints: list = field(default_factory=list)   # shapely polygons, map CRS
     model_description: str = ""
     generation: int = 0                              # the session generation it was indexed for
-
-
-def one_line(exc: BaseException) -> str:
-    text = str(exc).strip() or exc.__class__.__name__
-    return text.splitlines()[0]
 
 
 class CancelTokens:
@@ -99,7 +93,7 @@ class EngineServer:
 
     def _read(self, path: str, purpose) -> None:
         try:
-            info = read_map_info(path)
+            info = self.engine.read_map(path)       # kept open: indexing it next does not open it again
         except Exception as exc:        # RasterError names the file; anything else is reported the same way
             self.send(("map_read_failed", path, one_line(exc), purpose))
             return

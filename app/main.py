@@ -49,7 +49,7 @@ def main(argv: list[str] | None = None) -> int:
     multiprocessing.freeze_support()      # training runs in a spawned process, also in a frozen app
     args = parse_args(argv)
     app = create_application(sys.argv[:1])
-    from app.main_window import MainWindow   # after QApplication: pyqtgraph reads the app's settings
+    from app.main_window import MainWindow  # after QApplication: pyqtgraph reads the app's settings
 
     paths = list(args.paths)
     if args.demo:

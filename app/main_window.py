@@ -13,9 +13,6 @@ from PySide6.QtCore import QSettings, Qt, Signal
 from PySide6.QtGui import QCloseEvent
 from PySide6.QtWidgets import QComboBox, QDockWidget, QHBoxLayout, QLabel, QMainWindow, QMessageBox
 
-from engine.pipeline import Session, lonlat_to_map, map_to_lonlat
-from engine.pipeline import session as vf
-
 from app.actions import build_actions, update_history_actions
 from app.controller import SessionController, classify_paths  # noqa: F401 (classify_paths: part of the API)
 from app.dialogs import ask_index_anyway, ask_new_map, warn
@@ -30,6 +27,8 @@ from app.results_panel import ResultsPanel
 from app.selection import Selection
 from app.status_bar import StatusBar
 from app.workers import EngineWorker
+from engine.pipeline import Session, lonlat_to_map, map_to_lonlat
+from engine.pipeline import session as vf
 
 APP_NAME = "Viewfinder"
 COMPACT_WIDTH = 1200          # below this the docks share one column and the status bar drops map coordinates

@@ -15,11 +15,22 @@ import shapely
 from PySide6.QtCore import QObject, QPointF, QRectF, Qt, Signal
 from PySide6.QtGui import QColor, QIcon, QPainter, QPainterPath, QPen, QPixmap
 
-from engine.pipeline import session as vf
-
 from app.layers import Layer, LayerStack
-from app.overlays import (HEATMAP_COLORMAP, POSE_COLORMAP, SCORE_COLORMAP, CameraMarker, CircleItem, CrossMarker,
-                          GeoImageItem, GeometryItem, GridImageItem, label_item, marker_color, points_item)
+from app.overlays import (
+    HEATMAP_COLORMAP,
+    POSE_COLORMAP,
+    SCORE_COLORMAP,
+    CameraMarker,
+    CircleItem,
+    CrossMarker,
+    GeoImageItem,
+    GeometryItem,
+    GridImageItem,
+    label_item,
+    marker_color,
+    points_item,
+)
+from engine.pipeline import session as vf
 
 # key, name, visible, opacity (top first)
 STANDARD_LAYERS = (

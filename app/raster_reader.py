@@ -12,7 +12,7 @@ import threading
 
 from PySide6.QtCore import QObject, QThread, Signal
 
-from engine.pipeline import open_map
+from engine.pipeline import MapRaster
 
 _CLOSE = object()
 
@@ -47,7 +47,7 @@ class RasterReader(QThread):
 
     def run(self) -> None:
         try:
-            raster = open_map(self.path)
+            raster = MapRaster(self.path)
         except Exception as exc:   # the GUI opened it a moment ago; report whatever changed since
             self.failed.emit(f"{self.path}: {exc}")
             return

@@ -5,14 +5,32 @@ from __future__ import annotations
 import math
 
 import numpy as np
-from PySide6.QtCore import (QItemSelectionModel, QPointF, QRectF, QSignalBlocker, QSize, QSortFilterProxyModel, Qt,
-                            Signal)
+from PySide6.QtCore import (
+    QItemSelectionModel,
+    QPointF,
+    QRectF,
+    QSignalBlocker,
+    QSize,
+    QSortFilterProxyModel,
+    Qt,
+    Signal,
+)
 from PySide6.QtGui import QAction, QColor, QImage, QPainter, QPen, QPixmap
-from PySide6.QtWidgets import (QAbstractItemView, QHeaderView, QLabel, QSizePolicy, QSplitter, QTableView,
-                               QTableWidget, QTableWidgetItem, QVBoxLayout, QWidget)
+from PySide6.QtWidgets import (
+    QAbstractItemView,
+    QHeaderView,
+    QLabel,
+    QSizePolicy,
+    QSplitter,
+    QTableView,
+    QTableWidget,
+    QTableWidgetItem,
+    QVBoxLayout,
+    QWidget,
+)
 
-from app.overlays import HEATMAP_COLORMAP, colorize
 from app.images import THUMBNAIL_SIZE
+from app.overlays import HEATMAP_COLORMAP, colorize
 from app.results_model import SORT_ROLE, ResultsModel
 
 TILE_PREVIEW_PX = 256

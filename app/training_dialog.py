@@ -11,15 +11,32 @@ from pathlib import Path
 import pyqtgraph as pg
 from PySide6.QtCore import QStandardPaths, Qt, QTimer, Signal
 from PySide6.QtGui import QColor, QFont
-from PySide6.QtWidgets import (QApplication, QButtonGroup, QCheckBox, QComboBox, QDialog, QDoubleSpinBox, QFileDialog,
-                               QFormLayout, QGroupBox, QHBoxLayout, QLabel, QLineEdit, QPlainTextEdit,
-                               QProgressBar, QPushButton, QRadioButton, QSpinBox, QSplitter, QVBoxLayout, QWidget)
-
-from engine.train import (LAST_MODEL, ConfigError, SyntheticDataSpec, TrainConfig, detect_kind,
-                          load_train_config)
+from PySide6.QtWidgets import (
+    QApplication,
+    QButtonGroup,
+    QCheckBox,
+    QComboBox,
+    QDialog,
+    QDoubleSpinBox,
+    QFileDialog,
+    QFormLayout,
+    QGroupBox,
+    QHBoxLayout,
+    QLabel,
+    QLineEdit,
+    QPlainTextEdit,
+    QProgressBar,
+    QPushButton,
+    QRadioButton,
+    QSpinBox,
+    QSplitter,
+    QVBoxLayout,
+    QWidget,
+)
 
 from app.plot_ranges import held_range, steps_range
 from app.workers import TrainingJob
+from engine.train import LAST_MODEL, ConfigError, SyntheticDataSpec, TrainConfig, detect_kind, load_train_config
 
 CONFIGS_FOLDER = Path(__file__).resolve().parents[1] / "configs"
 PRETRAINED = "efficientnet_lite0"

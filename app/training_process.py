@@ -13,7 +13,8 @@ import os
 import threading
 import traceback
 
-from engine.pipeline import CancelToken, Cancelled
+from app.error_text import one_line
+from engine.pipeline import Cancelled, CancelToken
 from engine.train import TrainCallbacks, TrainConfig, Trainer
 
 CHILD_NICENESS = 5     # the GUI process stays first in line for the CPU
@@ -49,11 +50,6 @@ class PipeCallbacks(TrainCallbacks):
         self.connection.send(("progress", stage, done, total))
 
 
-def _one_line(exc: BaseException) -> str:
-    text = str(exc).strip() or exc.__class__.__name__
-    return text.splitlines()[0]
-
-
 def _cancel_when_told(cancel_connection, token: CancelToken) -> None:
     try:
         cancel_connection.recv()
@@ -74,7 +70,7 @@ def train_in_child(config: TrainConfig, resume: bool, overwrite: bool, connectio
         connection.send(("failed", "cancelled"))
     except Exception as exc:      # config, data and training errors name their file; report them as they are
         traceback.print_exc()
-        connection.send(("failed", _one_line(exc)))
+        connection.send(("failed", one_line(exc)))
     else:
         connection.send(("done", summary))
     finally:

@@ -16,12 +16,13 @@ from collections.abc import Callable
 
 from PySide6.QtCore import QObject, QThread, Signal
 
+from app.engine_process import serve_engine
+from app.error_text import one_line
+from app.images import PREVIEW_SIZE, THUMBNAIL_SIZE, load_scaled
+from app.training_process import train_in_child, yield_cpu_to_gui
 from engine.pipeline import FAILED, LocalizationResult
 from engine.train import TrainConfig
 
-from app.engine_process import one_line, serve_engine
-from app.images import PREVIEW_SIZE, THUMBNAIL_SIZE, load_scaled
-from app.training_process import train_in_child, yield_cpu_to_gui
 
 def lower_relay_thread_priority() -> None:
     """Linux nice is per thread and a child inherits its parent thread's: lowering a relay thread makes the

@@ -8,10 +8,12 @@ from __future__ import annotations
 import threading
 from collections.abc import Callable
 
+from engine.errors import ViewfinderError
+
 ProgressCallback = Callable[[str, int, int], None]
 
 
-class Cancelled(Exception):
+class Cancelled(ViewfinderError):
     """Work stopped because its cancel token was set."""
 
 

@@ -4,10 +4,12 @@ from __future__ import annotations
 import argparse
 import sys
 
+from engine.errors import ViewfinderError
+
 EXIT_OK, EXIT_FAILED, EXIT_USAGE = 0, 1, 2
 
 
-class UsageError(Exception):
+class UsageError(ViewfinderError):
     """Bad command-line input: reported as one line, exit code 2."""
 
 
@@ -63,12 +65,13 @@ def size(text: str) -> tuple[int, int]:
 
 
 def biomes(text: str) -> list[str]:
-    from engine.synth.world import BIOMES
-    names = list(BIOMES) if text == "all" else [b.strip() for b in text.split(",") if b.strip()]
-    unknown = [b for b in names if b not in BIOMES]
+    from engine.synth.biomes.registry import biome_names
+    registered = biome_names()
+    names = list(registered) if text == "all" else [b.strip() for b in text.split(",") if b.strip()]
+    unknown = [b for b in names if b not in registered]
     if unknown or not names:
         raise argparse.ArgumentTypeError(f"unknown biome {', '.join(unknown) or text!r} "
-                                         f"(choose from {', '.join(BIOMES)} or all)")
+                                         f"(choose from {', '.join(registered)} or all)")
     return names
 
 
@@ -83,7 +86,7 @@ class ProgressBars:
             return
         bar = self.bars.get(stage)
         if bar is None:
-            from tqdm import tqdm      # here, not at the top: the --warm client never draws a bar itself
+            from tqdm import tqdm  # here, not at the top: the --warm client never draws a bar itself
             bar = self.bars[stage] = tqdm(total=total, desc=stage, unit="it", file=sys.stderr, leave=True)
         bar.update(done - bar.n)
         if done >= total:

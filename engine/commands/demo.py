@@ -44,9 +44,17 @@ def _rate(errors: list[float], limit: float) -> str:
 
 
 def run(args) -> int:
-    import numpy as np      # here, not at the top: `viewfinder` parses every command's options at start-up
-    from engine.pipeline import PriorOverrides, find_photos, lonlat_to_map, read_truth
-    from engine.pipeline import write_results_csv, write_results_geojson, write_results_html
+    import numpy as np  # here, not at the top: `viewfinder` parses every command's options at start-up
+
+    from engine.data.datasets.synthetic import read_truth
+    from engine.pipeline import (
+        PriorOverrides,
+        find_photos,
+        lonlat_to_map,
+        write_results_csv,
+        write_results_geojson,
+        write_results_html,
+    )
 
     _ensure_scene(args.scene, args.regenerate)
     truth = read_truth(args.scene / "truth.geojson")

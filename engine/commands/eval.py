@@ -12,8 +12,9 @@ def add_parser(sub) -> None:
     p = sub.add_parser("eval", help="evaluate a model on a dataset (recall@k, localisation errors)")
     p.add_argument("--model", type=Path, required=True, help="a model file (.safetensors) saved by training")
     p.add_argument("--dataset", type=Path, required=True, help="dataset folder")
-    p.add_argument("--layout", choices=("cvnaf", "vigor", "cvusa", "cvact", "cvcities", "synthetic"),
-                   help="dataset layout (default: recognised from the folder)")
+    from engine.data.kinds import LAYOUT_CHOICES  # lazy: the readers load only when a layout is checked
+    p.add_argument("--layout", choices=LAYOUT_CHOICES, metavar="LAYOUT",
+                   help="dataset layout: %(choices)s (default: recognised from the folder)")
     p.add_argument("--split", help="split to evaluate (default: the layout's evaluation split)")
     p.add_argument("--cities", help="comma-separated cities (default: all of the split)")
     p.add_argument("--vigor-mode", choices=("same_area", "cross_area"), default="same_area")
@@ -33,11 +34,10 @@ def add_parser(sub) -> None:
 
 
 def run(args) -> int:
+    import engine.train as training  # import-linter reads `from engine.train import evaluate` as the module
     from engine.data.errors import DatasetError
     from engine.model import CheckpointError, CrossViewNet
-    from engine.train import EvalConfig, detect_kind, evaluate, open_dataset, write_report
-    from engine.train.distributed import requested_device
-    from engine.train.trainer import pair_config_for
+    from engine.train import EvalConfig, detect_kind, open_dataset, pair_config_for, requested_device, write_report
 
     if not 0.0 <= args.offcentre <= 1.0:
         print(f"viewfinder eval: error: --offcentre must be in [0, 1], got {args.offcentre}", file=sys.stderr)
@@ -63,7 +63,7 @@ def run(args) -> int:
                         gallery_scope=scope, offcentre_fraction=args.offcentre)
     bars = ProgressBars(not args.quiet)
     try:
-        report = evaluate(model, reader, config, pair_config=pair_config, progress=bars, dataset_name=kind)
+        report = training.evaluate(model, reader, config, pair_config=pair_config, progress=bars, dataset_name=kind)
     except DatasetError as exc:
         print(f"viewfinder eval: error: {exc}", file=sys.stderr)
         return EXIT_USAGE

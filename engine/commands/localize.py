@@ -74,25 +74,26 @@ def make_localizer(args, announce: bool = True, **config):
     return localizer
 
 
-def show_plan(localizer, map_path: Path, quiet: bool):
-    """Print the index plan (resolution, CRS, resampling, tiles, time) and refuse absurd maps (exit 2)."""
+def show_plan(localizer, raster, quiet: bool):
+    """Print the index plan (resolution, CRS, resampling, tiles, time) of an opened map; the plan."""
     from engine.geo.plan import plan_map
-    from engine.geo.raster import MapRaster
-    with MapRaster(map_path) as raster:
-        plan = plan_map(raster, localizer.tiling())
+    plan = plan_map(raster, localizer.tiling())
     if not quiet or plan.refusals:
         print(plan.describe(), file=sys.stderr)
     return plan
 
 
 def index_with_bars(localizer, map_path: Path, quiet: bool, force: bool = False):
-    """Index (or load from the cache) with progress bars; --force indexes a map the plan refuses."""
-    show_plan(localizer, map_path, quiet)
-    bars = ProgressBars(not quiet)
-    try:
-        return localizer.index_map(map_path, progress=bars, force=force)
-    finally:
-        bars.close()
+    """Index (or load from the cache) with progress bars, the map opened once; a map the plan refuses is
+    refused (exit 2) unless --force."""
+    from engine.pipeline import MapRaster
+    with MapRaster(map_path) as raster:
+        show_plan(localizer, raster, quiet)
+        bars = ProgressBars(not quiet)
+        try:
+            return localizer.index_map(map_path, progress=bars, force=force, raster=raster)
+        finally:
+            bars.close()
 
 
 def add_parser(sub) -> None:
@@ -137,7 +138,7 @@ def overrides_from(args):
 
 
 def summary_table(results) -> str:
-    from engine.geo.result_features import result_warnings
+    from engine.pipeline.export.result_features import result_warnings
     lines = [f"{'photo':<28} {'status':<7} {'lon':>12} {'lat':>11} {'conf':>7} {'heading':>7}  note"]
     for r in results:
         name = r.photo_name if len(r.photo_name) <= 28 else r.photo_name[:25] + "..."
@@ -154,7 +155,7 @@ def summary_table(results) -> str:
 def write_outputs(results, map_path: Path, out: Path, html: Path | None, csv: Path | None,
                   json_path: Path | None, make_dirs: bool = False) -> list[Path]:
     """Every output rendered first, then written together: all of them or none."""
-    from engine.geo.export import write_result_set
+    from engine.pipeline.export import write_result_set
     return write_result_set(results, map_path, geojson=out, csv=csv, html=html, json_path=json_path,
                             make_dirs=make_dirs)
 

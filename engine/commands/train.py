@@ -1,7 +1,10 @@
 """`viewfinder train CONFIG`: train (or fine-tune, or resume) a model from a TOML configuration.
 
-Under torchrun (`python -m torch.distributed.run --nproc_per_node N -m engine.train CONFIG`) every process
-runs this command; rank 0 shows progress and writes the checkpoints.
+`python -m engine.commands.train CONFIG [options]` is the same command as torchrun's module target:
+
+    python -m torch.distributed.run --nproc_per_node 2 -m engine.commands.train configs/synthetic-cafr.toml
+
+Under torchrun every process runs this command; rank 0 shows progress and writes the checkpoints.
 """
 from __future__ import annotations
 
@@ -12,7 +15,17 @@ import sys
 import threading
 from pathlib import Path
 
-from engine.commands.common import EXIT_FAILED, EXIT_OK, EXIT_USAGE, ProgressBars, positive_int
+from engine.commands.common import (
+    EXIT_FAILED,
+    EXIT_OK,
+    EXIT_USAGE,
+    OneLineParser,
+    ProgressBars,
+    UsageError,
+    positive_int,
+)
+
+TORCHRUN_PROG = "python -m engine.commands.train"
 
 
 def add_parser(sub) -> None:
@@ -59,7 +72,7 @@ class CommandLineCallbacks:
         if not self.enabled:
             return
         if self.bar is None or self.bar.desc != f"epoch {epoch + 1}":
-            from tqdm import tqdm      # here, not at the top: `viewfinder` imports every command at start-up
+            from tqdm import tqdm  # here, not at the top: `viewfinder` imports every command at start-up
             self.close()
             self.bar = tqdm(total=steps, initial=step, desc=f"epoch {epoch + 1}", unit="step", file=sys.stderr)
         self.bar.update(step + 1 - self.bar.n)
@@ -79,8 +92,7 @@ class CommandLineCallbacks:
 def run(args) -> int:
     from engine.data.errors import DatasetError
     from engine.progress import CancelToken
-    from engine.train import ConfigError, NonFiniteLossError, Trainer, TrainingError, load_train_config
-    from engine.train.config import parse_override
+    from engine.train import ConfigError, NonFiniteLossError, Trainer, TrainingError, load_train_config, parse_override
 
     try:
         overrides = dict(parse_override(text) for text in args.set)
@@ -137,3 +149,19 @@ def _stop_on_first_interrupt(cancel, interface):
         interface.write("stopping after this step (a checkpoint is written); Ctrl-C again to abort")
 
     return signal.signal(signal.SIGINT, handler)
+
+
+def main(argv=None) -> int:
+    """`python -m engine.commands.train`: torchrun's module target, one process per rank."""
+    parser = OneLineParser(prog=TORCHRUN_PROG, description="Train a cross-view model (torchrun target).")
+    add_arguments(parser)
+    try:
+        args = parser.parse_args(argv)
+    except UsageError as exc:
+        print(f"{TORCHRUN_PROG}: error: {exc}", file=sys.stderr)
+        return EXIT_USAGE
+    return run(args)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

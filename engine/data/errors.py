@@ -4,8 +4,10 @@ from __future__ import annotations
 from dataclasses import dataclass
 from pathlib import Path
 
+from engine.errors import ViewfinderError
 
-class DatasetError(ValueError):
+
+class DatasetError(ViewfinderError, ValueError):
     """A dataset folder or index file that cannot be used at all."""
 
 

@@ -271,7 +271,7 @@ class TileFrame:
     metres_per_px: float
 
     @classmethod
-    def centred_on(cls, x: float, y: float, width_px: int, height_px: int, metres_per_px: float) -> "TileFrame":
+    def centred_on(cls, x: float, y: float, width_px: int, height_px: int, metres_per_px: float) -> TileFrame:
         return cls(x - width_px * metres_per_px / 2.0, y + height_px * metres_per_px / 2.0,
                    width_px, height_px, metres_per_px)
 

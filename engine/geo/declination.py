@@ -7,7 +7,7 @@ southern oceans, so using magnetic headings as true north would rotate the headi
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from functools import lru_cache
 
 #: WMM coefficient files shipped with pygeomag: (first year, file); each model is valid for five years
@@ -43,7 +43,7 @@ def declination(lon: float, lat: float, when: datetime | None) -> Declination | 
         import pygeomag  # noqa: F401
     except ImportError:
         return None
-    year = decimal_year(when or datetime.now(timezone.utc))
+    year = decimal_year(when or datetime.now(UTC))
     first, filename = _MODELS[0]
     for start, name in _MODELS:
         if year >= start:

@@ -1,8 +1,10 @@
 """Typed errors for geodata input; messages always name the file and the problem."""
 from __future__ import annotations
 
+from engine.errors import ViewfinderError
 
-class GeoInputError(ValueError):
+
+class GeoInputError(ViewfinderError, ValueError):
     """A map or photo file cannot be used. `path` is the offending file."""
 
     def __init__(self, path, problem: str) -> None:

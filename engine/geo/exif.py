@@ -19,8 +19,8 @@ from fractions import Fraction
 import numpy as np
 from PIL import ExifTags, Image, TiffImagePlugin
 
-from engine.data.geometry import focal_35mm_to_fov, fov_to_focal_35mm
 from engine.atomic import write_bytes_atomic
+from engine.data.geometry import focal_35mm_to_fov, fov_to_focal_35mm
 
 EXIF_DATETIME_FORMAT = "%Y:%m:%d %H:%M:%S"
 GPS = ExifTags.GPS

@@ -12,9 +12,10 @@ from collections.abc import Iterable
 from pathlib import Path
 
 from engine.atomic import current_umask
+from engine.errors import ViewfinderError
 
 
-class OutputError(ValueError):
+class OutputError(ViewfinderError, ValueError):
     """An output path cannot be written; the message names it and why."""
 
 

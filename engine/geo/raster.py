@@ -15,9 +15,9 @@ from pathlib import Path
 import numpy as np
 import rasterio
 from affine import Affine
-from rasterio.enums import ColorInterp, Resampling
 from pyproj import CRS
 from pyproj.exceptions import CRSError
+from rasterio.enums import ColorInterp, Resampling
 from rasterio.vrt import WarpedVRT
 from rasterio.warp import calculate_default_transform
 from rasterio.windows import Window, from_bounds
@@ -103,7 +103,7 @@ class MapRaster:
             self._dataset.close()
         self._src.close()
 
-    def __enter__(self) -> "MapRaster":
+    def __enter__(self) -> MapRaster:
         return self
 
     def __exit__(self, *exc) -> None:

@@ -9,7 +9,6 @@ from rasterio.enums import Resampling
 from engine.data.geometry import TileFrame
 from engine.geo.raster import MapRaster
 
-
 #: a map smaller than one tile is still indexed when its valid pixels fill this share of the tile
 #: (2 %: a 18 m square in a 128 m tile); below it the model would see almost nothing but padding
 MIN_SINGLE_TILE_FRACTION = 0.02

@@ -9,7 +9,7 @@ import json
 import logging
 import os
 from dataclasses import dataclass
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 
 import numpy as np
@@ -17,8 +17,8 @@ import torch
 from safetensors import SafetensorError
 from safetensors.numpy import load_file, save_file
 
-from engine.data.geometry import TileFrame
 from engine.atomic import atomic_path, write_text_atomic
+from engine.data.geometry import TileFrame
 from engine.geo.raster import file_content_hash
 from engine.geo.tiling import TilingSpec
 
@@ -150,6 +150,6 @@ class GalleryCache:
                       metadata={"format": CACHE_FORMAT})
         meta = {"key": key.to_json(), "tiles": len(tiles), "descriptor_dim": int(descriptors.shape[1]),
                 "tile_px": key.tiling.tile_px, "metres_per_px": key.tiling.metres_per_px, "crs_wkt": crs_wkt,
-                "map_path": str(map_path), "created": datetime.now(timezone.utc).isoformat(timespec="seconds")}
+                "map_path": str(map_path), "created": datetime.now(UTC).isoformat(timespec="seconds")}
         write_text_atomic(meta_path, json.dumps(meta, indent=1))
         return meta_path

@@ -20,16 +20,16 @@ from pathlib import Path
 
 import numpy as np
 import torch
-import torch.distributed as dist
 from safetensors import SafetensorError
 from safetensors.numpy import load_file, save_file
 
-from engine.data.geometry import TileFrame
 from engine.atomic import atomic_path
+from engine.data.geometry import TileFrame
 from engine.index.cache import GalleryCache, GalleryKey, default_cache_dir, map_fingerprint, tiles_to_array
 from engine.index.embed import embed_tiles, tiling_for_model
 from engine.index.indexer import gallery_tiles, plan_index
 from engine.index.model_source import load_model
+from engine.model.device import DistributedContext
 
 log = logging.getLogger(__name__)
 
@@ -61,28 +61,23 @@ def _write_shard(path: Path, share: list[TileFrame], descriptors: np.ndarray) ->
                    "origins": tiles_to_array(share)}, str(tmp))
 
 
-def _broadcast(value):
-    holder = [value]
-    dist.broadcast_object_list(holder, src=0)   # pickles between our own ranks only, never files
-    return holder[0]
-
-
 def index_distributed(map_path: str | os.PathLike, model: str | os.PathLike | None = None,
                       cache_dir: str | os.PathLike | None = None, overlap: float = 0.5,
                       min_valid_fraction: float = 0.25, snap_to_crs_grid: bool = True, batch_size: int = 8,
-                      reader_threads: int = 2) -> Path | None:
-    """Run inside an initialised process group; returns the cache entry's JSON path on rank 0, else None."""
-    rank, world = dist.get_rank(), dist.get_world_size()
-    local_rank = int(os.environ.get("LOCAL_RANK", rank))
-    device = torch.device("cuda", local_rank) if torch.cuda.is_available() else torch.device("cpu")
+                      reader_threads: int = 2, ctx: DistributedContext | None = None) -> Path | None:
+    """Embed this process's share of the map's tiles (`ctx`: its place in the group; default: the one
+    torchrun's environment describes); returns the cache entry's JSON path on rank 0, else None."""
+    ctx = ctx or DistributedContext.from_environment()
+    rank, world = ctx.rank, ctx.world_size
     cache = GalleryCache(cache_dir if cache_dir is not None else default_cache_dir())
-    loaded = load_model(model, device)
+    loaded = load_model(model, ctx.device)
     spec = tiling_for_model(loaded.model, overlap, min_valid_fraction, snap_to_crs_grid)
-    map_id = _broadcast(map_fingerprint(map_path, cache.root) if rank == 0 else None)
+    # broadcast_object pickles between our own ranks only, never files
+    map_id = ctx.broadcast_object(map_fingerprint(map_path, cache.root) if ctx.is_main else None)
     plan = plan_index(loaded, map_path, spec, cache.root, map_id=map_id)
-    if _broadcast(cache.load(plan.key) is not None if rank == 0 else None):
+    if ctx.broadcast_object(cache.load(plan.key) is not None if ctx.is_main else None):
         log.info("rank %d: %s is already in the cache", rank, map_path)
-        return cache.paths(plan.key)[1] if rank == 0 else None
+        return cache.paths(plan.key)[1] if ctx.is_main else None
 
     tiles = gallery_tiles(plan)
     bounds = share_bounds(len(tiles), world)
@@ -94,9 +89,9 @@ def index_distributed(map_path: str | os.PathLike, model: str | os.PathLike | No
         _write_shard(own, share, run.descriptors)
         log.info("rank %d/%d: %d tiles in %.1f s (%.1f tiles/s)", rank, world, len(share), run.seconds,
                  run.tiles_per_second)
-    dist.barrier()
-    if rank != 0:
-        dist.barrier()
+    ctx.barrier()
+    if not ctx.is_main:
+        ctx.barrier()
         return None
 
     descriptors = np.zeros((len(tiles), loaded.model.config.descriptor_dim), dtype=np.float32)
@@ -111,7 +106,7 @@ def index_distributed(map_path: str | os.PathLike, model: str | os.PathLike | No
     entry = cache.store(plan.key, tiles, descriptors, plan.crs.to_wkt(), plan.map_path)
     for path in shards:
         path.unlink(missing_ok=True)
-    dist.barrier()
+    ctx.barrier()
     return entry
 
 
@@ -130,17 +125,14 @@ def main(argv: list[str] | None = None) -> int:
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(message)s")
     local_world = int(os.environ.get("LOCAL_WORLD_SIZE", 1))
     torch.set_num_threads(max(1, (os.cpu_count() or 1) // local_world))
-    backend = "nccl" if torch.cuda.is_available() else "gloo"
-    if backend == "nccl":
-        torch.cuda.set_device(int(os.environ.get("LOCAL_RANK", 0)))
-    dist.init_process_group(backend, timeout=timedelta(hours=args.timeout_hours))
+    ctx = DistributedContext.from_environment(timeout=timedelta(hours=args.timeout_hours))
     try:
         entry = index_distributed(args.map, args.model, args.cache_dir, args.overlap, args.min_valid,
-                                  batch_size=args.batch_size, reader_threads=args.reader_threads)
+                                  batch_size=args.batch_size, reader_threads=args.reader_threads, ctx=ctx)
         if entry is not None:
             print(f"gallery of {args.map} written to {entry}")
     finally:
-        dist.destroy_process_group()
+        ctx.close()
     return 0
 
 

@@ -1,6 +1,7 @@
 """Indexing a map: tile it for the model, embed the tiles (or take them from the cache), store the result."""
 from __future__ import annotations
 
+import contextlib
 import logging
 import os
 import time
@@ -12,8 +13,8 @@ from rasterio.crs import CRS
 
 from engine.data.geometry import TileFrame
 from engine.geo.errors import RasterError
-from engine.geo.raster import MapRaster
 from engine.geo.plan import IndexPlan, plan_map
+from engine.geo.raster import MapRaster
 from engine.geo.tiling import MIN_SINGLE_TILE_FRACTION, TilingSpec, tile_map
 from engine.index.cache import GalleryCache, GalleryKey, map_fingerprint
 from engine.index.embed import EmbeddingRun, embed_tiles
@@ -54,15 +55,22 @@ class PlannedIndex:
 
 
 def plan_index(loaded: LoadedModel, map_path: str | os.PathLike, spec: TilingSpec,
-               cache_dir: str | os.PathLike | None, map_id: str | None = None) -> PlannedIndex:
-    """Open the map (RasterError if it cannot be a map) and compute its cache key (map_id: known hash)."""
+               cache_dir: str | os.PathLike | None, map_id: str | None = None,
+               raster: MapRaster | None = None) -> PlannedIndex:
+    """Open the map unless `raster` is it already (RasterError if it cannot be a map) and compute its cache
+    key (map_id: known hash)."""
     map_path = Path(map_path)
-    with MapRaster(map_path) as raster:
+    with opened_map(map_path, raster) as raster:
         crs, bounds = raster.crs, raster.bounds
         plan = plan_map(raster, spec, _tiles_per_second(loaded))
     map_id = map_id or map_fingerprint(map_path, cache_dir)
     key = GalleryKey(map_id, loaded.model_id, spec, tuple(loaded.model.config.satellite_hw))
     return PlannedIndex(map_path, map_id, crs, bounds, key, plan)
+
+
+def opened_map(path: str | os.PathLike, raster: MapRaster | None) -> contextlib.AbstractContextManager[MapRaster]:
+    """`raster` as it is (its owner closes it), else the map at `path` opened for the `with` block."""
+    return contextlib.nullcontext(raster) if raster is not None else MapRaster(path)
 
 
 def _tiles_per_second(loaded: LoadedModel) -> float | None:
@@ -71,8 +79,8 @@ def _tiles_per_second(loaded: LoadedModel) -> float | None:
     return None if device is None or getattr(device, "type", "cpu") == "cpu" else 5000.0
 
 
-def gallery_tiles(plan: PlannedIndex) -> list[TileFrame]:
-    with MapRaster(plan.map_path) as raster:
+def gallery_tiles(plan: PlannedIndex, raster: MapRaster | None = None) -> list[TileFrame]:
+    with opened_map(plan.map_path, raster) as raster:
         tiles = tile_map(raster, plan.key.tiling)
     if not tiles:
         raise RasterError(plan.map_path, "no part of the map holds enough valid (non-nodata) pixels for a tile "
@@ -84,20 +92,25 @@ def gallery_tiles(plan: PlannedIndex) -> list[TileFrame]:
 def index_map(loaded: LoadedModel, map_path: str | os.PathLike, spec: TilingSpec,
               cache: GalleryCache | None = None, *, batch_size: int = 8, reader_threads: int = 2,
               prefetch_batches: int = 4, progress: ProgressCallback | None = None,
-              cancel: CancelToken | None = None, force: bool = False) -> IndexedMap:
+              cancel: CancelToken | None = None, force: bool = False,
+              raster: MapRaster | None = None) -> IndexedMap:
     """Tile and embed a map, or load its gallery from `cache` when this map, model and tiling were seen.
 
     A map the index plan refuses (far coarser than the model, absurd tile count) raises IndexRefused
-    before any work unless `force`; a cached gallery is always used."""
+    before any work unless `force`; a cached gallery is always used. The map is opened once for planning
+    and tiling (`raster`: the caller's opened map, left open); the embedding's reader threads open their own
+    (a rasterio dataset must not be shared between threads)."""
     start = time.perf_counter()
-    plan = plan_index(loaded, map_path, spec, cache.root if cache is not None else None)
-    cached = cache.load(plan.key) if cache is not None else None
-    if cached is not None:
-        return IndexedMap(plan.map_path, plan.map_id, loaded.model_id, plan.crs, plan.bounds, spec, cached.tiles,
-                          cached.descriptors, True, time.perf_counter() - start, None, cache.paths(plan.key)[1])
-    if plan.plan is not None:
-        plan.plan.check(force)
-    tiles = gallery_tiles(plan)
+    with opened_map(map_path, raster) as raster:
+        plan = plan_index(loaded, map_path, spec, cache.root if cache is not None else None, raster=raster)
+        cached = cache.load(plan.key) if cache is not None else None
+        if cached is not None:
+            return IndexedMap(plan.map_path, plan.map_id, loaded.model_id, plan.crs, plan.bounds, spec,
+                              cached.tiles, cached.descriptors, True, time.perf_counter() - start, None,
+                              cache.paths(plan.key)[1])
+        if plan.plan is not None:
+            plan.plan.check(force)
+        tiles = gallery_tiles(plan, raster)
     run = embed_tiles(loaded.model, plan.map_path, tiles, spec=spec, batch_size=batch_size,
                       reader_threads=reader_threads,
                       prefetch_batches=prefetch_batches, progress=progress, cancel=cancel)

@@ -16,6 +16,7 @@ from safetensors.torch import load_file, save_file
 from torch import Tensor
 
 from engine.atomic import atomic_path
+from engine.errors import ViewfinderError
 
 CHECKPOINT_FORMAT = "viewfinder.crossview"
 CHECKPOINT_VERSION = 1
@@ -23,7 +24,7 @@ _FORMAT_KEY = "format"
 _METADATA_KEY = "viewfinder"
 
 
-class CheckpointError(ValueError):
+class CheckpointError(ViewfinderError, ValueError):
     """A model or weights file is missing, corrupt, truncated or does not fit the model; names the file."""
 
 

@@ -7,8 +7,15 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
-from engine.model.pose_geometry import (BevGrid, correlate, depth_prior_logits, ground_depth_per_row,
-                                        polar_to_bev_grid, rotate_templates, rotation_grids)
+from engine.model.pose_geometry import (
+    BevGrid,
+    correlate,
+    depth_prior_logits,
+    ground_depth_per_row,
+    polar_to_bev_grid,
+    rotate_templates,
+    rotation_grids,
+)
 
 #: Sharp flat-ground depth: each ground pixel lands where its ray meets the ground.
 _GEOMETRIC_LOG_SIGMA = 0.08

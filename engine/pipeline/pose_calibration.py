@@ -36,17 +36,17 @@ class CalibrationSample:
 def calibration_samples(search: PoseSearch, worlds_per_biome: int = 1, photos: int = 16, size_m: float = 320.0,
                         progress: ProgressCallback | None = None) -> list[CalibrationSample]:
     """Score photos of fresh calibration worlds of every biome inside a noisy GPS prior's window."""
+    from engine.synth.biomes.registry import biome_names
     from engine.synth.export import export_scene
     from engine.synth.export.scene import SCENE_PHOTOS
     from engine.synth.generate import generate_world
     from engine.synth.photos import PhotoSpec
-    from engine.train.pose_data import BIOMES
 
     rng = np.random.default_rng(CALIBRATION_FIRST_SEED)
     samples: list[CalibrationSample] = []
     eye = search.matcher.config.eye_height_m
     with tempfile.TemporaryDirectory(prefix="vf-pose-cal-") as tmp:
-        jobs = [(b, biome, w) for b, biome in enumerate(BIOMES) for w in range(worlds_per_biome)]
+        jobs = [(b, biome, w) for b, biome in enumerate(biome_names()) for w in range(worlds_per_biome)]
         for done, (b, biome, w) in enumerate(jobs):
             seed = CALIBRATION_FIRST_SEED + 100 * b + w
             world = generate_world(biome, seed, size_m=size_m, resolution_m=0.5)

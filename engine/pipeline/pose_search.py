@@ -19,8 +19,15 @@ from shapely.ops import unary_union
 from engine.geo.raster import MapRaster
 from engine.model.pose_geometry import headings_deg as evenly_spaced_headings
 from engine.pipeline.pose_matchers import PhotoInput, bev_picture
-from engine.pipeline.pose_volume import (CREDIBLE_LEVEL, PlacementGrid, PosePosterior,
-                                         PoseSummary, gaussian_position_log_prior, heading_log_prior, summarise)
+from engine.pipeline.pose_volume import (
+    CREDIBLE_LEVEL,
+    PlacementGrid,
+    PosePosterior,
+    PoseSummary,
+    gaussian_position_log_prior,
+    heading_log_prior,
+    summarise,
+)
 
 #: Windows of at most this many placements per side keep one FFT volume in a few hundred MB.
 MAX_WINDOW_PLACEMENTS = 256

@@ -11,8 +11,8 @@ from dataclasses import dataclass
 
 import numpy as np
 import torch
-from rasterio.features import shapes
 from affine import Affine
+from rasterio.features import shapes
 from shapely.geometry import shape
 from shapely.ops import unary_union
 

@@ -40,7 +40,7 @@ class GeoGrid:
                 "transform": list(self.transform)[:6], "crs": self.crs}
 
     @classmethod
-    def from_json(cls, data: dict) -> "GeoGrid":
+    def from_json(cls, data: dict) -> GeoGrid:
         values = np.frombuffer(base64.b64decode(data["values_b64"]), dtype=np.float32).reshape(data["shape"])
         return cls(values.copy(), Affine(*data["transform"]), data["crs"])
 
@@ -65,7 +65,7 @@ class GeoImage:
                 "transform": list(self.transform)[:6], "crs": self.crs}
 
     @classmethod
-    def from_json(cls, data: dict) -> "GeoImage":
+    def from_json(cls, data: dict) -> GeoImage:
         rgba = np.frombuffer(base64.b64decode(data["rgba_b64"]), dtype=np.uint8).reshape(data["shape"])
         return cls(rgba.copy(), Affine(*data["transform"]), data["crs"])
 
@@ -108,7 +108,7 @@ class Candidate:
         }
 
     @classmethod
-    def from_json(cls, data: dict) -> "Candidate":
+    def from_json(cls, data: dict) -> Candidate:
         return cls(
             rank=data["rank"], tile_index=data["tile_index"], score=data["score"],
             footprint=wkt.loads(data["footprint"]), position=Position(**data["position"]),
@@ -173,7 +173,7 @@ class PoseEstimate:
         }
 
     @classmethod
-    def from_json(cls, data: dict) -> "PoseEstimate":
+    def from_json(cls, data: dict) -> PoseEstimate:
         return cls(
             position=Position(**data["position"]), heading_deg=data["heading_deg"],
             heading_sigma_deg=data["heading_sigma_deg"], covariance_m2=data["covariance_m2"],
@@ -229,7 +229,7 @@ class LocalizationResult:
     def method(self) -> str:
         return "manual" if self.manual_position is not None else "cafr"
 
-    def corrected(self, position: Position) -> "LocalizationResult":
+    def corrected(self, position: Position) -> LocalizationResult:
         """A copy with a manual position (status manual)."""
         return replace(self, status=MANUAL, manual_position=position)
 
@@ -246,7 +246,7 @@ class LocalizationResult:
         }
 
     @classmethod
-    def from_json(cls, data: dict) -> "LocalizationResult":
+    def from_json(cls, data: dict) -> LocalizationResult:
         positions = [RankedPosition(p["rank"], Position(**p["position"]), p["score"], p["confidence"],
                                     p["heading_deg"], list(p.get("support", []))) for p in data.get("positions", [])]
         return cls(
@@ -263,5 +263,5 @@ class LocalizationResult:
         return json.dumps(self.to_json())
 
     @classmethod
-    def loads(cls, text: str) -> "LocalizationResult":
+    def loads(cls, text: str) -> LocalizationResult:
         return cls.from_json(json.loads(text))

@@ -17,18 +17,53 @@ from pathlib import Path, PurePath
 import numpy as np
 
 from engine.data.geometry import lonlat_to_map, map_to_lonlat
+from engine.geo.raster import MapRaster
 from engine.pipeline.localizer import Localizer
-from engine.pipeline.result_text import (CONFIDENCE_DEFINITION, confidence_of, confidence_text,  # noqa: F401
-                                         confidence_tooltip, error_radius_of, heading_of, identify, priors_text)
+from engine.pipeline.result_text import (  # noqa: F401
+    CONFIDENCE_DEFINITION,
+    confidence_of,
+    confidence_text,
+    confidence_tooltip,
+    error_radius_of,
+    heading_of,
+    identify,
+    priors_text,
+)
 from engine.pipeline.results import FAILED, LocalizationResult, Position
-from engine.pipeline.session_files import (EXPORT_KINDS, PROJECT_FORMAT, PROJECT_SUFFIX,  # noqa: F401
-                                           PROJECT_VERSION, ProjectFile, _absolute, _relative, _write_atomic,
-                                           export_results, read_project)
-from engine.pipeline.session_values import (CANCELLED, KEEP_PHOTOS, NEW_SESSION, QUEUED, RUNNING,  # noqa: F401
-                                            WAITING, ExportSummary, MapInfo, NewMapPlan, PhotoRecord,
-                                            SessionError, TruthPoint, _Correction, inspect_photo, load_truth,
-                                            photo_stem, read_map_info, truth_file_of_map)
-from engine.progress import CancelToken, Cancelled, ProgressCallback
+from engine.pipeline.session_files import (  # noqa: F401
+    EXPORT_KINDS,
+    PROJECT_FORMAT,
+    PROJECT_SUFFIX,
+    PROJECT_VERSION,
+    ProjectFile,
+    _absolute,
+    _relative,
+    _write_atomic,
+    export_results,
+    read_project,
+)
+from engine.pipeline.session_values import (  # noqa: F401
+    CANCELLED,
+    KEEP_PHOTOS,
+    NEW_SESSION,
+    QUEUED,
+    RUNNING,
+    WAITING,
+    ExportSummary,
+    MapInfo,
+    NewMapPlan,
+    PhotoRecord,
+    SessionError,
+    TruthPoint,
+    _Correction,
+    inspect_photo,
+    load_truth,
+    map_info_of,
+    photo_stem,
+    read_map_info,
+    truth_file_of_map,
+)
+from engine.progress import Cancelled, CancelToken, ProgressCallback
 
 
 # ---------------------------------------------------------------- the session
@@ -346,7 +381,7 @@ class Session:
         self._emit("history")
         return path
 
-    def restore(self, project: "ProjectFile", info: MapInfo | None) -> None:
+    def restore(self, project: ProjectFile, info: MapInfo | None) -> None:
         """Replace the session by a loaded project (`info`: its map's header, read off the GUI thread)."""
         self.generation += 1
         self.map, self.indexed = info, False
@@ -366,13 +401,15 @@ class Session:
 
 # ---------------------------------------------------------------- engine work (any one thread)
 class EngineJobs:
-    """The engine calls the session needs, for one worker thread: the Localizer and the current gallery."""
+    """The engine calls the session needs, for one worker thread: the Localizer and the current gallery.
+    A map read for its header stays open for indexing it next, so the engine opens it once."""
 
     def __init__(self, model_path: str | None = None, device: str | None = None, config=None) -> None:
         self.model_path, self.device, self.config = model_path, device, config
         self._localizer = None
         self.gallery = None
         self.gallery_map: str | None = None
+        self._opened: tuple[MapRaster, tuple | None] | None = None   # the map read last, its file's state then
 
     @property
     def localizer(self):
@@ -383,11 +420,45 @@ class EngineJobs:
     def set_model(self, path: str | None) -> None:
         self.model_path, self._localizer, self.gallery, self.gallery_map = path, None, None, None
 
+    def read_map(self, path: str) -> MapInfo:
+        """The map's header (RasterError names the file and the problem); the map is kept open for `index`."""
+        self.close_map()
+        raster = MapRaster(path)
+        try:
+            info = map_info_of(raster)
+        except BaseException:
+            raster.close()
+            raise
+        self._opened = raster, _file_state(raster.path)
+        return info
+
+    def close_map(self) -> None:
+        if self._opened is not None:
+            self._opened[0].close()
+            self._opened = None
+
+    def _take_opened(self, path: str) -> MapRaster | None:
+        """The map read last if it is `path` and its file is unchanged since (else closed: opened afresh)."""
+        opened, self._opened = self._opened, None
+        if opened is None:
+            return None
+        raster, state = opened
+        if state is not None and Path(path).resolve() == raster.path.resolve() and _file_state(raster.path) == state:
+            return raster
+        raster.close()
+        return None
+
     def index(self, map_path: str, progress: ProgressCallback | None = None, cancel: CancelToken | None = None,
               force: bool = False):
         """The map's gallery (IndexRefused if its index plan refuses it, unless `force`)."""
         self.gallery, self.gallery_map = None, None
-        self.gallery = self.localizer.index_map(map_path, progress=progress, cancel=cancel, force=force)
+        raster = self._take_opened(map_path)
+        try:
+            self.gallery = self.localizer.index_map(map_path, progress=progress, cancel=cancel, force=force,
+                                                    raster=raster)
+        finally:
+            if raster is not None:
+                raster.close()
         self.gallery_map = map_path
         return self.gallery
 
@@ -398,6 +469,15 @@ class EngineJobs:
             raise Cancelled("no indexed map")
         flags = inspect_photo(photo)
         return self.localizer.localize(photo, self.gallery, progress=progress, cancel=cancel), flags
+
+
+def _file_state(path: Path) -> tuple[int, int, int] | None:
+    """What changes when a file is replaced or rewritten (None: it cannot be read)."""
+    try:
+        stat = path.stat()
+    except OSError:
+        return None
+    return stat.st_ino, stat.st_size, stat.st_mtime_ns
 
 
 def run_session(session: Session, jobs: EngineJobs, progress: ProgressCallback | None = None,

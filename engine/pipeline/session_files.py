@@ -9,7 +9,7 @@ import tempfile
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 
-from engine.geo.export import write_results_csv, write_results_geojson, write_results_html
+from engine.pipeline.export import write_results_csv, write_results_geojson, write_results_html
 from engine.pipeline.results import FAILED, LocalizationResult
 from engine.pipeline.session_values import ExportSummary, SessionError
 

@@ -11,6 +11,7 @@ import shapely
 
 from engine.data.datasets.synthetic import read_truth
 from engine.data.geometry import lonlat_to_map
+from engine.errors import ViewfinderError
 from engine.geo.raster import MapRaster
 from engine.pipeline.results import LocalizationResult, Position
 
@@ -20,7 +21,7 @@ TRUTH_FILE = "truth.geojson"
 GEOREFERENCE_TAGS = (33550, 33922, 34264)         # GeoTIFF: pixel scale, tie points, model transform
 
 
-class SessionError(ValueError):
+class SessionError(ViewfinderError, ValueError):
     """A session or project file that cannot be used; the message names the file and the cause."""
 
 
@@ -46,9 +47,14 @@ class MapInfo:
 def read_map_info(path: str | os.PathLike) -> MapInfo:
     """Open a map's header (RasterError names the file and the problem)."""
     with MapRaster(path) as raster:
-        crs = raster.crs.to_string() if hasattr(raster.crs, "to_string") else str(raster.crs)
-        return MapInfo(str(Path(path).resolve()), tuple(float(v) for v in raster.bounds), crs,
-                       float(raster.metres_per_px))
+        return map_info_of(raster)
+
+
+def map_info_of(raster: MapRaster) -> MapInfo:
+    """The header of an opened map."""
+    crs = raster.crs.to_string() if hasattr(raster.crs, "to_string") else str(raster.crs)
+    return MapInfo(str(Path(raster.path).resolve()), tuple(float(v) for v in raster.bounds), crs,
+                   float(raster.metres_per_px))
 
 
 @dataclass

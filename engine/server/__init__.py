@@ -4,6 +4,7 @@ A fresh `viewfinder` process spends seconds importing torch and creating the mod
 first result; the server pays that once and keeps models loaded. Clients send their command line over a
 Unix socket in a private folder and get its output and exit code back, as if it had run in their process.
 
+    command.py   the `viewfinder serve` subcommand: run, start in the background, status, stop
     paths.py     where the socket, lock, state and log live (a private per-user folder)
     protocol.py  length-prefixed JSON messages
     lock.py      one server per folder (flock: a dead server's lock frees itself)

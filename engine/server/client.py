@@ -1,6 +1,6 @@
 """The client side of `--warm`: hand the command line to the warm server (starting one when none runs),
 relay its output and exit code, turn Ctrl-C into a cancel. Standard library only, and nothing of the
-engine but this package's small modules: the point is a process that is ready in a blink.
+engine but this package's small modules and engine.errors: the point is a process that is ready in a blink.
 
 When no server can be had (it cannot start, or does not answer within START_TIMEOUT_S) the client says so
 in one line and the caller runs the command itself: slower, same result. When the server dies in the
@@ -17,6 +17,7 @@ import sys
 import time
 from pathlib import Path
 
+from engine.errors import ViewfinderError
 from engine.server.lock import held_by_a_server
 from engine.server.paths import ServerPaths, build_id, server_paths
 from engine.server.protocol import receive, send
@@ -29,7 +30,7 @@ LOG_KEEP_BYTES = 1 << 20
 _DECLINED = object()
 
 
-class ServerUnavailable(Exception):
+class ServerUnavailable(ViewfinderError):
     """No server could be reached or started."""
 
 

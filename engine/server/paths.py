@@ -13,12 +13,14 @@ import sys
 from dataclasses import dataclass
 from pathlib import Path
 
+from engine.errors import ViewfinderError
+
 RUNTIME_ENV = "VIEWFINDER_RUNTIME_DIR"
 #: sun_path holds 108 bytes on Linux (104 on macOS), the terminating NUL included.
 MAX_SOCKET_PATH = 103
 
 
-class ServerPathError(OSError):
+class ServerPathError(ViewfinderError, OSError):
     """The server folder cannot be used safely (someone else's, open to others, path too long)."""
 
 

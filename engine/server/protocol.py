@@ -17,12 +17,14 @@ import json
 import socket
 import struct
 
+from engine.errors import ViewfinderError
+
 HEADER = struct.Struct(">I")
 #: A run request carries the client's environment; nothing legitimate comes near this.
 MAX_MESSAGE = 16 * 1024 * 1024
 
 
-class ProtocolError(OSError):
+class ProtocolError(ViewfinderError, OSError):
     """The other side sent something that is not a message of this protocol."""
 
 

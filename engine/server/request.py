@@ -69,7 +69,7 @@ def client_context(cwd: str, env: dict[str, str], umask: int, stdout, stderr) ->
 def run_for_client(message: dict, conn: socket.socket, cancellable=contextlib.nullcontext) -> int:
     """Run a "run" message's command line here; its exit code. Output goes to the client meanwhile.
     `cancellable()` is entered around the command itself: a cancel may interrupt that and nothing else."""
-    from engine.cli import run_here
+    from engine.commands.dispatch import run_here
     tty = message.get("tty", {})
     out, err = ClientStream(conn, "out", tty.get("out", False)), ClientStream(conn, "err", tty.get("err", False))
     env = dict(message["env"])

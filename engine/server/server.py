@@ -26,6 +26,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from engine.errors import ViewfinderError
 from engine.server.lock import ServerLock
 from engine.server.paths import ServerPaths, build_id
 from engine.server.pool import LocalizerPool
@@ -37,7 +38,7 @@ GREETING_TIMEOUT_S = 10.0
 POLL_S = 0.5
 
 
-class AlreadyRunning(Exception):
+class AlreadyRunning(ViewfinderError):
     """Another server holds this folder's lock."""
 
 
@@ -152,8 +153,8 @@ class Server:
 
     # ------------------------------------------------------------ main thread
     def _warm_up(self) -> None:
+        from engine.commands.dispatch import run_here
         from engine.server.warmup import warm_up
-        from engine.cli import run_here
         self.state = "warming up"
         self.current = request = Request(None, {"argv": ["(warm-up)"]}, cancellable=True)
         try:

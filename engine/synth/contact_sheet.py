@@ -14,10 +14,10 @@ from matplotlib.patches import Polygon as PolygonPatch  # noqa: E402
 from shapely.geometry import MultiPolygon, Polygon  # noqa: E402
 
 from engine.data.geometry import fov_wedge, heading_to_map_vector  # noqa: E402
+from engine.synth.biomes.registry import biome_names  # noqa: E402
 from engine.synth.export.common import orthophoto_of  # noqa: E402
 from engine.synth.generate import generate_world  # noqa: E402
 from engine.synth.photos import PhotoSpec, generate_photos  # noqa: E402
-from engine.synth.world import BIOMES  # noqa: E402
 
 CROP_HALF_M = 90.0
 
@@ -56,11 +56,12 @@ def _draw_map_panel(ax, world, ortho, truth, range_m: float) -> None:
 
 def make_contact_sheet(out: str | Path, seed: int = 3, photos_per_biome: int = 2, size_m: float = 500.0) -> Path:
     out = Path(out)
-    fig, axes = plt.subplots(len(BIOMES), 2 * photos_per_biome,
-                             figsize=(4.2 * 2 * photos_per_biome, 3.3 * len(BIOMES)),
+    biomes = biome_names()
+    fig, axes = plt.subplots(len(biomes), 2 * photos_per_biome,
+                             figsize=(4.2 * 2 * photos_per_biome, 3.3 * len(biomes)),
                              gridspec_kw={"width_ratios": [1, 4 / 3] * photos_per_biome})
     spec = PhotoSpec(photos_per_biome, (45.0, 100.0), (512, 384), border_margin_m=CROP_HALF_M)
-    for row, biome in enumerate(BIOMES):
+    for row, biome in enumerate(biomes):
         world = generate_world(biome, seed, size_m=size_m)
         ortho = orthophoto_of(world)
         for k, (truth, image) in enumerate(generate_photos(world, spec, seed + 17 * row, biome)):

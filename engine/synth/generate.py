@@ -1,27 +1,17 @@
 """Procedural world generation: `generate_world(biome, seed, ...)` -> World.
 
-Each biome module lays out roads, buildings, trees, fields and water on a Canvas; this module sets up the
-grid and georeferencing (UTM zone of the world centre) and packs the result into a World.
+Each biome module (engine.synth.biomes, registered by name) lays out roads, buildings, trees, fields and water
+on a Canvas; this module sets up the grid and georeferencing (UTM zone of the world centre) and packs the
+result into a World.
 """
 from __future__ import annotations
 
 import numpy as np
 
 from engine.data.geometry import lonlat_to_map, utm_crs_for_lonlat
-from engine.synth.biomes import coastal, rural, suburban, urban
-from engine.synth.biomes.common import Canvas, finish
-from engine.synth.world import BIOMES, World
-
-_GENERATORS = {"urban": urban.generate, "suburban": suburban.generate, "rural": rural.generate,
-               "coastal": coastal.generate}
-
-#: Default world centre (lon, lat) per biome: a real place whose character the biome imitates.
-DEFAULT_ORIGINS: dict[str, tuple[float, float]] = {
-    "urban": (-87.6298, 41.8815),       # Chicago Loop
-    "suburban": (-84.2941, 34.0754),    # Alpharetta, Georgia
-    "rural": (11.3450, 48.5620),        # farmland north of Munich, Bavaria
-    "coastal": (3.1710, 41.8420),       # Costa Brava, Catalonia
-}
+from engine.synth.biomes.canvas import Canvas, finish
+from engine.synth.biomes.registry import get_biome
+from engine.synth.world import World
 
 GENERATOR_VERSION = 1
 
@@ -30,24 +20,24 @@ def generate_world(biome: str, seed: int, size_m: float | tuple[float, float] = 
                    resolution_m: float = 0.5, origin_lonlat: tuple[float, float] | None = None) -> World:
     """Generate a synthetic world.
 
-    biome: one of engine.synth.world.BIOMES. seed: any int; the same (biome, seed, size, resolution) gives
-    bit-identical arrays. size_m: side length, or (width, height), in metres. resolution_m: cell size.
+    biome: a registered biome (engine.synth.biomes.registry.biome_names()). seed: any int; the same (biome,
+    seed, size, resolution) gives bit-identical arrays. size_m: side length, or (width, height), in metres.
+    resolution_m: cell size.
     origin_lonlat: (lon, lat) of the world CENTRE (default: a place typical of the biome). The CRS is the
     UTM zone of that centre; origin_xy is the north-west corner in it.
     """
-    if biome not in _GENERATORS:
-        raise ValueError(f"unknown biome {biome!r}; valid biomes are: {', '.join(BIOMES)}")
+    registered = get_biome(biome)
     width_m, height_m = (float(size_m), float(size_m)) if np.isscalar(size_m) else map(float, size_m)
     if not (resolution_m > 0 and np.isfinite(resolution_m)):
         raise ValueError(f"resolution_m must be a positive number, got {resolution_m}")
     if not (width_m > 0 and height_m > 0):
         raise ValueError(f"size_m must be positive, got {size_m}")
     shape = (max(round(height_m / resolution_m), 16), max(round(width_m / resolution_m), 16))
-    lon, lat = DEFAULT_ORIGINS[biome] if origin_lonlat is None else map(float, origin_lonlat)
+    lon, lat = registered.origin_lonlat if origin_lonlat is None else map(float, origin_lonlat)
 
-    seed_seq = np.random.SeedSequence([abs(int(seed)), int(seed < 0), BIOMES.index(biome)])
+    seed_seq = np.random.SeedSequence([abs(int(seed)), int(seed < 0), registered.index])
     cv = Canvas(np.random.default_rng(seed_seq), shape, resolution_m)
-    stats = _GENERATORS[biome](cv)
+    stats = registered.generate(cv)
     arrays = finish(cv)
 
     crs = utm_crs_for_lonlat(lon, lat)

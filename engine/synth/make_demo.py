@@ -16,8 +16,8 @@ from pathlib import Path
 import numpy as np
 from PIL import ExifTags, Image
 
-from engine.data.geometry import lonlat_to_map, map_to_lonlat
 from engine.atomic import write_bytes_atomic
+from engine.data.geometry import lonlat_to_map, map_to_lonlat
 from engine.geo.exif import build_exif, read_exif
 from engine.synth.export import export_scene
 from engine.synth.export.scene import SCENE_PHOTOS, SceneExport

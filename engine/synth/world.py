@@ -35,8 +35,6 @@ WALKABLE_MATERIALS = (Material.GRASS, Material.ROAD, Material.PAVED, Material.DI
 #: Materials that stand above the terrain (height > terrain).
 RAISED_MATERIALS = (Material.ROOF, Material.TREE)
 
-BIOMES = ("urban", "suburban", "rural", "coastal")
-
 
 @dataclass
 class World:

@@ -16,12 +16,13 @@ from pathlib import Path
 from typing import Any
 
 from engine.data.augment import AugmentConfig
+from engine.data.datasets import dataset_kinds
 from engine.data.pairs import PairConfig
-from engine.model.config import LossConfig, ModelConfig
-from engine.train.evaluate import EvalConfig
+from engine.errors import ViewfinderError
+from engine.model.config import LossConfig, ModelConfig, unknown_fields
+from engine.train.eval_config import EvalConfig
 from engine.train.synthetic import SyntheticDataSpec
 
-DATASET_KINDS = ("synthetic-cvnaf", "synthetic-vigor", "cvnaf", "vigor", "cvusa", "cvact", "cvcities")
 OPTIMIZERS = ("adamw", "sgd")
 CLIP_MODES = ("norm", "value")
 SAMPLER_MODES = ("neighbours", "gps", "random")
@@ -29,7 +30,7 @@ SAMPLER_MODES = ("neighbours", "gps", "random")
 MODEL_PAIR_FIELDS = ("ground_hw", "satellite_hw", "metres_per_px")
 
 
-class ConfigError(ValueError):
+class ConfigError(ViewfinderError, ValueError):
     """A training configuration that cannot be used; the message names the file and the key."""
 
 
@@ -129,9 +130,10 @@ class TrainConfig:
 
     def validate(self) -> None:
         where = str(self.source) if self.source else "training config"
+        kinds = dataset_kinds()
         checks = [
-            (self.data.kind in DATASET_KINDS, f"data.kind must be one of {', '.join(DATASET_KINDS)}"),
-            (self.data.val_kind in (None, *DATASET_KINDS), f"data.val_kind must be one of {DATASET_KINDS}"),
+            (self.data.kind in kinds, f"data.kind must be one of {', '.join(kinds)}"),
+            (self.data.val_kind in (None, *kinds), f"data.val_kind must be one of {kinds}"),
             (self.data.root is not None, "data.root is required (set it in [data] or pass --data-root)"),
             (self.optim.optimizer in OPTIMIZERS, f"optim.optimizer must be one of {', '.join(OPTIMIZERS)}"),
             (self.optim.grad_clip_mode in CLIP_MODES, f"optim.grad_clip_mode must be one of {CLIP_MODES}"),
@@ -263,9 +265,9 @@ def _plain(value: Any) -> Any:
 def _build(cls, values: Any, table: str, where: str):
     if not isinstance(values, dict):
         raise ConfigError(f"{where}: [{table}] must be a table")
-    known = {f.name: f for f in dataclasses.fields(cls)}
-    unknown = sorted(set(values) - set(known))
+    unknown = unknown_fields(cls, values)
     if unknown:
+        known = (f.name for f in dataclasses.fields(cls))
         raise ConfigError(f"{where}: unknown key(s) in [{table}]: {', '.join(unknown)}; "
                           f"known: {', '.join(sorted(known))}")
     converted = {}

@@ -21,7 +21,6 @@ from engine.progress import CancelToken, ProgressCallback
 
 log = logging.getLogger(__name__)
 
-BIOMES = ("urban", "suburban", "rural", "coastal")
 #: Worlds for training draw seeds from here on; held-out benchmark worlds use HELD_OUT_FIRST_SEED.
 TRAIN_FIRST_SEED = 20_000
 HELD_OUT_FIRST_SEED = 90_000
@@ -40,9 +39,12 @@ class PoseDataSpec:
     fov_range: tuple[float, float] = (40.0, 110.0)
 
     def world_params(self, index: int) -> tuple[str, int, float]:
+        from engine.synth.biomes.registry import biome_names
+
+        biomes = biome_names()
         seed = self.first_seed + index
         rng = np.random.default_rng([seed, 77])
-        return BIOMES[index % len(BIOMES)], seed, float(rng.choice(self.resolutions_m))
+        return biomes[index % len(biomes)], seed, float(rng.choice(self.resolutions_m))
 
 
 @dataclass

@@ -19,7 +19,7 @@ from pathlib import Path
 import torch
 
 from engine.model.pose_net import PoseNet
-from engine.train.pose_data import PoseDataSpec, TRAIN_FIRST_SEED, load_worlds, make_worlds, save_worlds
+from engine.train.pose_data import TRAIN_FIRST_SEED, PoseDataSpec, load_worlds, make_worlds, save_worlds
 from engine.train.pose_trainer import PoseTrainSpec, train_pose
 
 log = logging.getLogger(__name__)

@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import Any
 
 from engine.atomic import write_text_atomic
+from engine.errors import ViewfinderError
 from engine.model import CheckpointError, CrossViewNet
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
@@ -23,7 +24,7 @@ MAX_BYTES = 30 * 1024 * 1024
 SHIPPED_ARM = "(c)"      # the benchmark arm whose recipe the shipped model is trained with
 
 
-class ShipError(ValueError):
+class ShipError(ViewfinderError, ValueError):
     """The model cannot be shipped (too large, not a trained checkpoint)."""
 
 

@@ -19,13 +19,14 @@ from safetensors import safe_open
 from safetensors.torch import load_file, save_file
 
 from engine.atomic import atomic_path
+from engine.errors import ViewfinderError
 
 STATE_FORMAT = "viewfinder.trainstate"
 STATE_VERSION = 1
 _TENSOR, _TUPLE, _INT_KEYS, _NDARRAY = "__tensor__", "__tuple__", "__int_keys__", "__ndarray__"
 
 
-class TrainingStateError(ValueError):
+class TrainingStateError(ViewfinderError, ValueError):
     """A training-state file that is missing, corrupt or not from this trainer; names the file."""
 
 

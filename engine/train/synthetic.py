@@ -14,10 +14,16 @@ from pathlib import Path
 from typing import Any
 
 from engine.atomic import write_text_atomic
+from engine.model.config import dataclass_from_dict, dataclass_to_dict
 from engine.progress import CancelToken, ProgressCallback
 
 logger = logging.getLogger(__name__)
 SPEC_KEY = "viewfinder_train_spec"
+
+
+def _registered_biomes() -> tuple[str, ...]:
+    from engine.synth.biomes.registry import biome_names  # here, not at the top: it loads every biome module
+    return biome_names()
 
 
 @dataclass(frozen=True)
@@ -25,7 +31,7 @@ class SyntheticDataSpec:
     """World i of biome b gets seed first_seed + 1000 * b + i, so sets with different first seeds never share
     a world as long as first seeds differ by more than worlds_per_biome."""
 
-    biomes: tuple[str, ...] = ("urban", "suburban", "rural", "coastal")
+    biomes: tuple[str, ...] = dataclasses.field(default_factory=_registered_biomes)
     first_seed: int = 100
     worlds_per_biome: int = 1
     photos_per_world: int = 500
@@ -40,13 +46,13 @@ class SyntheticDataSpec:
     eval_fraction: float = 0.0
 
     def __post_init__(self) -> None:
-        from engine.synth.world import BIOMES
         object.__setattr__(self, "biomes", tuple(self.biomes))
         object.__setattr__(self, "photo_size", tuple(int(v) for v in self.photo_size))
         object.__setattr__(self, "fov_range", tuple(float(v) for v in self.fov_range))
-        unknown = [b for b in self.biomes if b not in BIOMES]
+        registered = _registered_biomes()
+        unknown = [b for b in self.biomes if b not in registered]
         if unknown or not self.biomes:
-            raise ValueError(f"unknown biome(s) {unknown or self.biomes}; choose from {', '.join(BIOMES)}")
+            raise ValueError(f"unknown biome(s) {unknown or self.biomes}; choose from {', '.join(registered)}")
         if min(self.worlds_per_biome, self.photos_per_world, self.chip_px) < 1:
             raise ValueError("worlds_per_biome, photos_per_world and chip_px must be at least 1")
         if not 0.0 <= self.eval_fraction <= 1.0:
@@ -57,16 +63,11 @@ class SyntheticDataSpec:
                 for index, biome in enumerate(self.biomes) for world in range(self.worlds_per_biome)]
 
     def to_dict(self) -> dict[str, Any]:
-        return {key: list(value) if isinstance(value, tuple) else value
-                for key, value in dataclasses.asdict(self).items()}
+        return dataclass_to_dict(self)
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> SyntheticDataSpec:
-        known = {f.name for f in dataclasses.fields(cls)}
-        unknown = sorted(set(data) - known)
-        if unknown:
-            raise ValueError(f"unknown synthetic data fields: {', '.join(unknown)}")
-        return cls(**data)
+        return dataclass_from_dict(cls, data, "synthetic data")
 
 
 def _export_info(root: Path) -> dict | None:

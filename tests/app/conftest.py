@@ -6,7 +6,6 @@ import os
 
 os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
 
-import app  # noqa: E402,F401  (before torch: the app's OpenMP wait policy must be set when torch loads)
 from pathlib import Path  # noqa: E402
 
 import pytest  # noqa: E402
@@ -15,6 +14,7 @@ from PySide6.QtCore import QMimeData, QPointF, Qt, QUrl  # noqa: E402
 from PySide6.QtGui import QDragEnterEvent, QDropEvent  # noqa: E402
 from PySide6.QtWidgets import QApplication  # noqa: E402
 
+import app  # noqa: E402,F401  (before torch: the app's OpenMP wait policy must be set when torch loads)
 from engine.model import CrossViewNet, ModelConfig  # noqa: E402
 from engine.synth.export import export_scene  # noqa: E402
 from engine.synth.generate import generate_world  # noqa: E402

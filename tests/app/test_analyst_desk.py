@@ -14,11 +14,10 @@ from PySide6.QtCore import QSettings, Qt
 from PySide6.QtTest import QTest
 from shapely.geometry import Point
 
-from engine.pipeline import FAILED, GeoGrid, GeoImage, LocalizationResult, PoseEstimate
-from engine.pipeline import session as vf
-
 from app import file_dialogs
 from app.dialogs import INDEX_ANYWAY_TEXT, KEEP_TEXT, NEW_TEXT
+from engine.pipeline import FAILED, GeoGrid, GeoImage, LocalizationResult, PoseEstimate
+from engine.pipeline import session as vf
 from tests.app.conftest import RESULT_TIMEOUT_MS, SCENE_PHOTOS, drop_paths, wait_for_all_results
 from tests.engine.pipeline.scenes import write_coarse_map
 
@@ -40,6 +39,7 @@ def click_button(box, text: str) -> None:
     button.click()
 
 
+@pytest.mark.slow     # about 5 s: indexes a map
 def test_a_map_the_index_plan_refuses_asks_and_indexes_only_when_told(qtbot, make_window, tiny_model_path,
                                                                         tmp_path, monkeypatch):
     monkeypatch.setenv("VIEWFINDER_CACHE", str(tmp_path / "cache"))
@@ -63,6 +63,7 @@ def test_a_map_the_index_plan_refuses_asks_and_indexes_only_when_told(qtbot, mak
     assert indexed.args[0].tiles >= 1 and window.indexed
 
 
+@pytest.mark.slow     # about 10 s: indexes two maps
 def test_a_new_map_over_results_asks_and_each_answer_does_what_it_says(qtbot, localized_window, scene, tmp_path):
     window = localized_window
     session = window.session

@@ -10,7 +10,6 @@ from PySide6.QtCore import QPoint, Qt
 from PySide6.QtTest import QTest
 
 from engine.pipeline import DONE, MANUAL, map_to_lonlat, read_project
-
 from tests.app.conftest import RESULT_TIMEOUT_MS, SCENE_PHOTOS
 
 

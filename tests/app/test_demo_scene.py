@@ -5,9 +5,8 @@ from pathlib import Path
 
 import numpy as np
 
-from engine.pipeline import DEFAULT_MODEL_PATH, DONE
-
 from app.main import DEMO_FOLDER
+from engine.pipeline import DEFAULT_MODEL_PATH, DONE
 from tests.app.conftest import drop_paths, wait_for_all_results
 
 # What the app must achieve on the demo with the shipped models. The photos' EXIF GPS is noisy (sigma 10 m): GPS

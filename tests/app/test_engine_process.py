@@ -8,7 +8,6 @@ import signal
 from PySide6.QtCore import Qt
 
 from engine.pipeline import DONE, FAILED
-
 from tests.app.conftest import RESULT_TIMEOUT_MS, drop_paths, scene_photos, wait_for_all_results
 
 

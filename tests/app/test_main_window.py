@@ -7,11 +7,9 @@ import numpy as np
 import pytest
 from PySide6.QtCore import Qt
 
-from engine.pipeline import DONE, FAILED, Position, open_map
-
 from app.main_window import classify_paths
-from tests.app.conftest import (RESULT_TIMEOUT_MS, SCENE_PHOTOS, drop_paths, scene_photos,
-                                wait_for_all_results)
+from engine.pipeline import DONE, FAILED, MapRaster, Position
+from tests.app.conftest import RESULT_TIMEOUT_MS, SCENE_PHOTOS, drop_paths, scene_photos, wait_for_all_results
 
 
 def test_dropping_a_geotiff_shows_and_indexes_it(qtbot, make_window, scene, tiny_model_path, tmp_path,
@@ -24,7 +22,7 @@ def test_dropping_a_geotiff_shows_and_indexes_it(qtbot, make_window, scene, tiny
         # GUI thread), its overview by the reader thread
         qtbot.waitUntil(lambda: window.canvas.map_bounds is not None, timeout=10_000)
         assert not window.indexed
-        with open_map(scene / "map.tif") as raster:
+        with MapRaster(scene / "map.tif") as raster:
             assert window.canvas.map_bounds == pytest.approx(raster.bounds)
     summary = indexed.args[0]
     assert summary.map_path == str((scene / "map.tif").resolve())

@@ -10,11 +10,10 @@ from rasterio.enums import Resampling
 from rasterio.transform import from_origin
 from rasterio.windows import Window
 
-from engine.pipeline import map_to_lonlat
-
 from app.layers import Layer
 from app.map_canvas import OVERVIEW_SIDE, MapCanvas
 from app.scale_bar import format_length, nice_length
+from engine.pipeline import map_to_lonlat
 
 SIDE_PX = 40_000
 BLOCK = 512
@@ -58,6 +57,7 @@ def canvas(qtbot):
     widget.shutdown()
 
 
+@pytest.mark.slow     # about 6 s: writes a huge GeoTIFF
 def test_huge_geotiff_opens_at_once_and_is_read_at_screen_resolution(qtbot, canvas, huge_geotiff):
     satellite = Layer("satellite", "Satellite map", view=canvas.view)
     extent = SIDE_PX * METRES_PER_PX

@@ -9,11 +9,10 @@ import numpy as np
 import pytest
 from PySide6.QtCore import Qt, QTimer
 
+from app.training_dialog import TrainingDialog
 from engine.synth.export import export_scene
 from engine.synth.generate import generate_world
 from engine.synth.photos import PhotoSpec
-
-from app.training_dialog import TrainingDialog
 from tests.app.conftest import RESULT_TIMEOUT_MS, drop_paths
 from tests.app.test_training_dialog import TINY_CONFIG
 

@@ -8,9 +8,8 @@ from pathlib import Path
 import pytest
 from pytestqt.qtbot import QtBot
 
-from engine.train import LAST_MODEL
-
 from app.training_dialog import TrainingDialog, smoothed
+from engine.train import LAST_MODEL
 
 TINY_CONFIG = Path(__file__).resolve().parents[2] / "configs" / "tiny-cpu.toml"
 RUN_TIMEOUT_MS = 240_000
@@ -55,6 +54,7 @@ def finished_run(tmp_path_factory, qapp, request):
     dialog.close()
 
 
+@pytest.mark.slow     # about 15 s: a training run
 def test_tiny_config_trains_to_completion_with_live_curves(finished_run):
     dialog, summary, steps, out = finished_run
     assert summary.stopped == "completed" and summary.epochs_completed == 2
@@ -85,6 +85,7 @@ def test_finished_model_becomes_the_active_model(qtbot, finished_run, make_windo
     dialog.model_activated.disconnect(window.use_model)
 
 
+@pytest.mark.slow     # about 25 s: two training runs
 def test_cancel_stops_a_run_within_two_seconds_and_resume_continues_it(qtbot, tmp_path):
     out = tmp_path / "run"
     dialog = tiny_run_dialog(qtbot, out, epochs=2, photos=12)

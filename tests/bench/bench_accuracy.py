@@ -34,9 +34,18 @@ from pathlib import Path
 import torch
 
 from engine.model import CrossViewNet
-from engine.train import EvalConfig, SyntheticDataSpec, TrainCallbacks, TrainConfig, Trainer
-from engine.train import ensure_synthetic_dataset, evaluate, open_dataset, write_report
-from engine.train.trainer import pair_config_for
+from engine.train import (
+    EvalConfig,
+    SyntheticDataSpec,
+    TrainCallbacks,
+    TrainConfig,
+    Trainer,
+    ensure_synthetic_dataset,
+    evaluate,
+    open_dataset,
+    pair_config_for,
+    write_report,
+)
 
 ROOT = Path(__file__).resolve().parents[2]
 CONFIGS = ROOT / "configs"

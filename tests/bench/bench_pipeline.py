@@ -21,8 +21,16 @@ from engine.data.geometry import TileFrame, lonlat_to_map
 from engine.geo.tiling import tile_map
 from engine.index.embed import TileReader, embed_tiles, images_to_tensor
 from engine.index.search import GallerySearch
-from engine.pipeline import Gallery, Localizer, LocalizerConfig, PriorOverrides, find_photos, open_map
-from engine.pipeline import write_results_csv, write_results_geojson
+from engine.pipeline import (
+    Gallery,
+    Localizer,
+    LocalizerConfig,
+    MapRaster,
+    PriorOverrides,
+    find_photos,
+    write_results_csv,
+    write_results_geojson,
+)
 from engine.synth.export import export_scene
 from engine.synth.export.scene import SCENE_PHOTOS
 from engine.synth.generate import generate_world
@@ -103,7 +111,7 @@ def _throughput_rows(localizer: Localizer, work: Path) -> list[dict]:
     world = generate_world("urban", 9201, size_m=THROUGHPUT_SIZE_M, resolution_m=0.5)
     scene = export_scene(world, PhotoSpec(1, (60.0, 60.0), (64, 48)), 9201, work / "throughput")
     model, batch, spec = localizer.model, localizer.config.batch_size, localizer.tiling()
-    with open_map(scene.map_path) as raster:
+    with MapRaster(scene.map_path) as raster:
         tiles = tile_map(raster, spec)
     with TileReader(scene.map_path, spec, max_blocks=len(tiles) * 4) as reader:
         batches = [images_to_tensor(reader.read(tiles[i:i + batch]), model.device)

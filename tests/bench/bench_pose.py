@@ -32,11 +32,12 @@ from engine.pipeline.pose_matchers import PhotoInput
 from engine.pipeline.pose_model import COLOUR_BASELINE, load_pose_matcher
 from engine.pipeline.pose_search import HeadingPriorDeg, PoseSearch, PositionPriorXY, prior_window
 from engine.pipeline.pose_volume import summarise
+from engine.synth.biomes.registry import biome_names
 from engine.synth.export import export_scene
 from engine.synth.export.scene import SCENE_PHOTOS
 from engine.synth.generate import generate_world
 from engine.synth.photos import PhotoSpec
-from engine.train.pose_data import BIOMES, HELD_OUT_FIRST_SEED
+from engine.train.pose_data import HELD_OUT_FIRST_SEED
 
 THREADS = 2
 SIGMAS_M = (10.0, 25.0)
@@ -54,7 +55,7 @@ POSE_ARMS = ((COLOUR_ARM, "colour"), (PREVIOUS_ARM, "previous"), (NEW_ARM, "lear
 
 
 def _scenes(work: Path, photos: int):
-    for b, biome in enumerate(BIOMES):
+    for b, biome in enumerate(biome_names()):
         for r, resolution in enumerate(RESOLUTIONS_M):
             seed = HELD_OUT_FIRST_SEED + 10 * b + r
             world = generate_world(biome, seed, size_m=WORLD_SIZE_M, resolution_m=resolution)
@@ -180,14 +181,14 @@ def run() -> list[dict]:
     sections = []
     for (sigma, use_compass), by_biome in results.items():
         rows = []
-        for biome in BIOMES:
+        for biome in biome_names():
             for arm in ARMS:
                 entry = by_biome.get(biome, {}).get(arm)
                 if entry:
                     h = entry["h"] if (arm != GPS_ARM or use_compass) else []
                     rows.append({"biome": biome, **_row(arm, entry["e"], h, entry["c"], entry["ms"])})
         for arm in ARMS:
-            entries = [by_biome[b][arm] for b in BIOMES if arm in by_biome.get(b, {})]
+            entries = [by_biome[b][arm] for b in biome_names() if arm in by_biome.get(b, {})]
             if not entries:
                 continue
             medians = [float(np.median(e["e"])) for e in entries]
@@ -225,7 +226,7 @@ def _reliability_section(pairs: list[tuple[float, bool]]) -> dict:
 
 def _image_only(search: PoseSearch, work: Path, photos: int, eye: float) -> list[dict]:
     rows = []
-    for b, biome in enumerate(BIOMES):
+    for b, biome in enumerate(biome_names()):
         seed = HELD_OUT_FIRST_SEED + 500 + b
         world = generate_world(biome, seed, size_m=IMAGE_ONLY_SIZE_M, resolution_m=0.5)
         scene = export_scene(world, PhotoSpec(photos, (40.0, 110.0), (384, 256), border_margin_m=40.0), seed,

@@ -14,11 +14,12 @@ import numpy as np
 from pyproj import CRS
 from scipy import ndimage
 
+from engine.synth.biomes.registry import biome_names
 from engine.synth.camera import sample_camera_poses
 from engine.synth.ground import render_ground
 from engine.synth.ortho import render_orthophoto
 from engine.synth.viewshed import visible_region
-from engine.synth.world import BIOMES, Material, World
+from engine.synth.world import Material, World
 
 RENDER_SIZE = (384, 256)
 N_POSES = 48
@@ -150,7 +151,7 @@ def run() -> list[dict]:
     torch.set_num_threads(2)
     ground_rows, ortho_rows = [], []
     for size_m in (1000.0, 2000.0):
-        for biome in BIOMES:
+        for biome in biome_names():
             world, label = make_world(biome, size_m)
             speed = ground_speed(world)
             row = {"world": label, "size": f"{size_m / 1000:.0f} km ({world.shape[1]}x{world.shape[0]})",

@@ -18,6 +18,7 @@ import subprocess
 import sys
 import tempfile
 import time
+from datetime import UTC
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -142,13 +143,14 @@ def run() -> list[dict]:
 
 
 def main() -> None:
+    from datetime import datetime
+
     from tests.bench.run_all import JSON_DIR, PAGE, _table, machine
-    from datetime import datetime, timezone
     start = time.perf_counter()
     sections = run()
     info = machine()
     result = {"command": "python -m tests.bench.bench_startup", "machine": info,
-              "date": datetime.now(timezone.utc).strftime("%Y-%m-%d"), "seconds": time.perf_counter() - start,
+              "date": datetime.now(UTC).strftime("%Y-%m-%d"), "seconds": time.perf_counter() - start,
               "sections": sections}
     JSON_DIR.mkdir(parents=True, exist_ok=True)
     (JSON_DIR / "startup.json").write_text(json.dumps(result, indent=1))

@@ -8,16 +8,16 @@ from pathlib import Path
 import torch
 
 from engine.geo.geotiff import write_geotiff
+from engine.synth.biomes.registry import biome_names
 from engine.synth.export.common import orthophoto_of
 from engine.synth.generate import generate_world
-from engine.synth.world import BIOMES
 
 
 def run() -> list[dict]:
     torch.set_num_threads(2)
     rows = []
     with tempfile.TemporaryDirectory() as tmp:
-        for biome in BIOMES:
+        for biome in biome_names():
             t0 = time.perf_counter()
             world = generate_world(biome, 11, size_m=2000.0, resolution_m=0.5)
             t1 = time.perf_counter()

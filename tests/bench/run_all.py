@@ -12,7 +12,7 @@ import os
 import platform
 import sys
 import time
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -78,7 +78,7 @@ def run(names: list[str]) -> None:
         start = time.perf_counter()
         sections = module.run()
         result = {"command": f"python -m tests.bench.run_all {name}", "machine": info,
-                  "date": datetime.now(timezone.utc).strftime("%Y-%m-%d"),
+                  "date": datetime.now(UTC).strftime("%Y-%m-%d"),
                   "seconds": time.perf_counter() - start, "sections": sections}
         (JSON_DIR / f"{name}.json").write_text(json.dumps(result, indent=2) + "\n")
         for section in sections:

@@ -1,6 +1,8 @@
 """Reader base: indexes a dataset folder into CrossViewItems, reporting missing/corrupt files by name."""
 from __future__ import annotations
 
+import csv
+import io
 import logging
 from abc import abstractmethod
 from collections.abc import Iterator, Sequence
@@ -39,8 +41,24 @@ class CrossViewReader(Sequence[CrossViewItem]):
     """
 
     dataset_name: ClassVar[str] = "dataset"
+    #: What the registry (registry.py) knows a reader by: its dataset kind, its `--layout` name (None: the
+    #: kind), every split it reads and the ones training and evaluation read by default.
+    kind: ClassVar[str]
+    layout: ClassVar[str | None] = None
+    splits: ClassVar[tuple[str, ...]] = ()
+    train_split: ClassVar[str]
+    eval_split: ClassVar[str]
+    #: Files (glob patterns under the root) that mark a folder of this layout: detect() looks for any of them.
+    signature_files: ClassVar[tuple[str, ...]] = ()
+    #: Folder detection asks readers of higher priority first: a layout whose signature can sit in another
+    #: layout's folder (a synthetic CVNAF export is a CVNAF folder too) must outrank that layout.
+    detect_priority: ClassVar[int] = 0
 
-    def __init__(self, root: str | Path, *, check_images: bool = False) -> None:
+    def __init__(self, root: str | Path, split: str | None = None, *, check_images: bool = False) -> None:
+        split = self.train_split if split is None else split
+        if split not in self.splits:
+            raise ValueError(f"{self.dataset_name} split must be one of {', '.join(self.splits)}, got {split!r}")
+        self.split = split
         self.root = Path(root)
         if not self.root.is_dir():
             raise DatasetError(f"{self.root}: {self.dataset_name} folder not found")
@@ -61,6 +79,17 @@ class CrossViewReader(Sequence[CrossViewItem]):
         if self.skipped:
             logger.warning("%s %s: %d files skipped, %d items dropped, %d items kept", self.dataset_name,
                            self.root, len(self.skipped), self.dropped_items, len(self.items))
+
+    @classmethod
+    def detect(cls, root: Path) -> bool:
+        """Whether `root` (an existing folder) looks like this layout, from its file names alone."""
+        return any(path.is_file() for pattern in cls.signature_files for path in root.glob(pattern))
+
+    @classmethod
+    def open_split(cls, root: Path, split: str, *, cities: Sequence[str] | None = None,
+                   vigor_mode: str = "same_area", check_images: bool = False) -> CrossViewReader:
+        """The reader of `split` over `root`, for the registry; options the layout has no use for are ignored."""
+        return cls(root, split, check_images=check_images)
 
     @abstractmethod
     def _index(self) -> None:
@@ -123,6 +152,28 @@ class CrossViewReader(Sequence[CrossViewItem]):
             self._skip(path, f"unreadable index file ({type(exc).__name__}: {exc})")
             return None
 
+    def _csv_rows(self, path: Path) -> list[tuple[int, list[str]]]:
+        """(line number, cells) of each non-blank row of a CSV index file; none when it is missing (reported)."""
+        text = self._read_text(path)
+        if text is None:
+            return []
+        return [(number, row) for number, row in enumerate(csv.reader(io.StringIO(text)), start=1)
+                if row and any(cell.strip() for cell in row)]
+
     def _malformed(self, path: Path, line_number: int, problem: str) -> None:
         self._skip(path, f"malformed line {line_number}: {problem}")
         self.dropped_items += 1
+
+
+class CityFoldersReader(CrossViewReader):
+    """A reader of a layout with one folder per city: `cities` picks some (default: every city of the split)."""
+
+    def __init__(self, root: str | Path, split: str | None = None, cities: Sequence[str] | None = None, *,
+                 check_images: bool = False) -> None:
+        self.requested_cities = None if cities is None else list(cities)
+        super().__init__(root, split, check_images=check_images)
+
+    @classmethod
+    def open_split(cls, root: Path, split: str, *, cities: Sequence[str] | None = None,
+                   vigor_mode: str = "same_area", check_images: bool = False) -> CityFoldersReader:
+        return cls(root, split, cities, check_images=check_images)

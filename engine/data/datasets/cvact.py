@@ -18,6 +18,7 @@ from scipy.io.matlab import MatReadError
 
 from engine.data.datasets.base import CrossViewReader
 from engine.data.datasets.records import PANORAMA, CrossViewItem
+from engine.data.datasets.registry import register_dataset
 
 CVACT_MAT = "ACT_data.mat"
 #: What scipy raises on a damaged or foreign file (it does not wrap its parser errors).
@@ -58,16 +59,16 @@ def mat_struct_field(mat: dict, struct: str, field: str) -> np.ndarray:
     return np.asarray(value[field].ravel()[0]).ravel()
 
 
+@register_dataset
 class CvactReader(CrossViewReader):
     """CVACT pairs of split "train", "val" (indexed by ACT_data.mat) or "test" (the ANU_data_test folder)."""
 
     dataset_name = "CVACT"
-
-    def __init__(self, root: str | Path, split: str = "train", *, check_images: bool = False) -> None:
-        if split not in CVACT_SPLITS:
-            raise ValueError(f"CVACT split must be one of {sorted(CVACT_SPLITS)}, got {split!r}")
-        self.split = split
-        super().__init__(root, check_images=check_images)
+    kind = "cvact"
+    splits = tuple(CVACT_SPLITS)
+    train_split, eval_split = "train", "val"
+    signature_files = (CVACT_MAT,)
+    detect_priority = 40
 
     def _load_mat(self, required: bool) -> dict | None:
         path = self.root / CVACT_MAT

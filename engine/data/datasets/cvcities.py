@@ -5,14 +5,13 @@ path, panorama path (relative to the data folder, i.e. the root holding the city
 """
 from __future__ import annotations
 
-import csv
-import io
 from collections.abc import Sequence
 from pathlib import Path
 
-from engine.data.datasets.base import CrossViewReader
+from engine.data.datasets.base import CityFoldersReader
 from engine.data.datasets.cvnaf import parse_float
 from engine.data.datasets.records import PANORAMA, CrossViewItem
+from engine.data.datasets.registry import register_dataset
 
 CVCITIES_TEST_CITIES = ("Taipei", "Singapore", "London", "Seattle", "Rio", "Sydney")
 CVCITIES_CSV = "img_info.csv"
@@ -20,22 +19,24 @@ CVCITIES_SPLITS = ("train", "test", "all")
 CVCITIES_COLUMNS = 6
 
 
-class CvCitiesReader(CrossViewReader):
+@register_dataset
+class CvCitiesReader(CityFoldersReader):
     """CV-Cities pairs. split "train" = every city folder but the six test cities, "test" = those six,
     "all" = every city; `cities` overrides the choice. Panoramas are taken as north-aligned with north at
     the centre column (`north_x_fraction`, None when their orientation should be treated as unknown).
     """
 
     dataset_name = "CV-Cities"
+    kind = "cvcities"
+    splits = CVCITIES_SPLITS
+    train_split, eval_split = "train", "test"
+    signature_files = (f"*/{CVCITIES_CSV}",)
+    detect_priority = 10
 
     def __init__(self, root: str | Path, split: str = "train", cities: Sequence[str] | None = None, *,
                  north_x_fraction: float | None = 0.5, check_images: bool = False) -> None:
-        if split not in CVCITIES_SPLITS:
-            raise ValueError(f"CV-Cities split must be one of {CVCITIES_SPLITS}, got {split!r}")
-        self.split = split
-        self.requested_cities = None if cities is None else list(cities)
         self.north_x_fraction = north_x_fraction
-        super().__init__(root, check_images=check_images)
+        super().__init__(root, split, cities, check_images=check_images)
 
     def city_names(self) -> list[str]:
         if self.requested_cities is not None:
@@ -50,12 +51,7 @@ class CvCitiesReader(CrossViewReader):
     def _index(self) -> None:
         for city in self.city_names():
             csv_path = self.root / city / CVCITIES_CSV
-            text = self._read_text(csv_path)
-            if text is None:
-                continue
-            for line_number, row in enumerate(csv.reader(io.StringIO(text)), start=1):
-                if not row or not any(cell.strip() for cell in row):
-                    continue
+            for line_number, row in self._csv_rows(csv_path):
                 if len(row) != CVCITIES_COLUMNS:
                     self._malformed(csv_path, line_number,
                                     f"expected {CVCITIES_COLUMNS} columns, got {len(row)}")

@@ -6,14 +6,11 @@ gps_dict_4_cities.pkl is ignored: Viewfinder never unpickles files and computes 
 """
 from __future__ import annotations
 
-import csv
-import io
 import math
-from collections.abc import Sequence
-from pathlib import Path
 
-from engine.data.datasets.base import CrossViewReader
+from engine.data.datasets.base import CityFoldersReader
 from engine.data.datasets.records import PERSPECTIVE, CrossViewItem
+from engine.data.datasets.registry import register_dataset
 
 CVNAF_CITIES = ("Tuscany", "Salzburg", "Miami", "NewYork")
 CVNAF_SPLIT_FILES = {"train": "img_info_train.csv", "eval": "img_info_eval.csv"}
@@ -27,21 +24,19 @@ def parse_float(text: str, name: str) -> float:
     return value
 
 
-class CvnafReader(CrossViewReader):
+@register_dataset
+class CvnafReader(CityFoldersReader):
     """CVNAF pairs of one split ("train" or "eval") over `cities` (default: every city folder with that CSV).
 
     Every camera sits at its chip centre; heading = compass, FoV = the fov column.
     """
 
     dataset_name = "CVNAF"
-
-    def __init__(self, root: str | Path, split: str = "train", cities: Sequence[str] | None = None, *,
-                 check_images: bool = False) -> None:
-        if split not in CVNAF_SPLIT_FILES:
-            raise ValueError(f"CVNAF split must be one of {sorted(CVNAF_SPLIT_FILES)}, got {split!r}")
-        self.split = split
-        self.requested_cities = None if cities is None else list(cities)
-        super().__init__(root, check_images=check_images)
+    kind = "cvnaf"
+    splits = tuple(CVNAF_SPLIT_FILES)
+    train_split, eval_split = "train", "eval"
+    signature_files = tuple(f"*/{name}" for name in CVNAF_SPLIT_FILES.values())
+    detect_priority = 20
 
     def city_names(self) -> list[str]:
         if self.requested_cities is not None:
@@ -52,12 +47,7 @@ class CvnafReader(CrossViewReader):
     def _index(self) -> None:
         for city in self.city_names():
             csv_path = self.root / city / CVNAF_SPLIT_FILES[self.split]
-            text = self._read_text(csv_path)
-            if text is None:
-                continue
-            for line_number, row in enumerate(csv.reader(io.StringIO(text)), start=1):
-                if not row or not any(cell.strip() for cell in row):
-                    continue
+            for line_number, row in self._csv_rows(csv_path):
                 try:
                     item = self._item(city, row)
                 except ValueError as exc:

@@ -15,6 +15,7 @@ from pathlib import Path
 from engine.data.datasets.base import CrossViewReader
 from engine.data.datasets.cvnaf import parse_float
 from engine.data.datasets.records import PANORAMA, CrossViewItem
+from engine.data.datasets.registry import register_dataset
 
 CVUSA_SPLIT_FILES = {"train": "splits/train-19zl.csv", "val": "splits/val-19zl.csv"}
 CVUSA_LOCATIONS = "split_locations/all.csv"
@@ -22,16 +23,16 @@ CVUSA_LOCATIONS = "split_locations/all.csv"
 CVUSA_NORTH_X_FRACTION = 0.5
 
 
+@register_dataset
 class CvusaReader(CrossViewReader):
     """CVUSA pairs of split "train" or "val". Ground images are panoramas: narrow-FoV queries are crops."""
 
     dataset_name = "CVUSA"
-
-    def __init__(self, root: str | Path, split: str = "train", *, check_images: bool = False) -> None:
-        if split not in CVUSA_SPLIT_FILES:
-            raise ValueError(f"CVUSA split must be one of {sorted(CVUSA_SPLIT_FILES)}, got {split!r}")
-        self.split = split
-        super().__init__(root, check_images=check_images)
+    kind = "cvusa"
+    splits = tuple(CVUSA_SPLIT_FILES)
+    train_split, eval_split = "train", "val"
+    signature_files = tuple(CVUSA_SPLIT_FILES.values())
+    detect_priority = 30
 
     def _locations(self) -> list[tuple[float, float] | None]:
         """(lon, lat) of the ground camera per 1-based item number; empty when the optional file is absent."""
@@ -48,13 +49,11 @@ class CvusaReader(CrossViewReader):
 
     def _index(self) -> None:
         split_path = self.root / CVUSA_SPLIT_FILES[self.split]
-        text = self._read_text(split_path)
-        if text is None:
+        rows = self._csv_rows(split_path)
+        if not rows:
             return
         locations = self._locations()
-        for line_number, row in enumerate(csv.reader(io.StringIO(text)), start=1):
-            if not row or not any(cell.strip() for cell in row):
-                continue
+        for line_number, row in rows:
             if len(row) < 2:
                 self._malformed(split_path, line_number, f"expected satellite and ground paths, got {row}")
                 continue

@@ -14,6 +14,7 @@ import json
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import ClassVar
 
 import numpy as np
 import shapely
@@ -22,6 +23,7 @@ from shapely.geometry.base import BaseGeometry
 
 from engine.data.datasets.cvnaf import CvnafReader
 from engine.data.datasets.records import PERSPECTIVE, SatelliteRef
+from engine.data.datasets.registry import register_dataset
 from engine.data.datasets.vigor import VigorReader
 from engine.data.errors import DatasetError
 from engine.data.geometry import TileFrame, lonlat_to_map
@@ -81,8 +83,38 @@ def read_dataset_json(root: Path, layout: str) -> dict:
     return info
 
 
+def read_export_layout(root: Path) -> str | None:
+    """The layout dataset.json at `root` names, None without a readable one."""
+    try:
+        info = json.loads((root / DATASET_JSON).read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return None
+    return info.get("layout") if isinstance(info, dict) else None
+
+
 def _city_table(info: dict) -> dict[str, dict]:
     return {str(c["name"]): c for c in info.get("cities", []) if isinstance(c, dict) and "name" in c}
+
+
+class _SyntheticExport:
+    """What both synthetic readers share: dataset.json names their layout and lists their cities."""
+
+    layout = "synthetic"
+    #: The layout value of this export's dataset.json.
+    export_layout: ClassVar[str]
+    #: dataset.json names the layout: a surer sign than the CVNAF or VIGOR folders around it.
+    detect_priority = 50
+    requested_cities: list[str] | None
+    city_info: dict[str, dict]
+
+    @classmethod
+    def detect(cls, root: Path) -> bool:
+        return read_export_layout(root) == cls.export_layout
+
+    def city_names(self) -> list[str]:
+        if self.requested_cities is not None:
+            return self.requested_cities
+        return list(self.city_info)
 
 
 class _TruthCache:
@@ -107,24 +139,21 @@ class _TruthCache:
         return self.tables[city]
 
 
-class SyntheticCvnafReader(CvnafReader):
+@register_dataset
+class SyntheticCvnafReader(_SyntheticExport, CvnafReader):
     """A synthetic CVNAF-layout export: CVNAF items plus chip resolution/size, map position and exact overlap.
 
     Without a truth entry for a photo its item keeps `overlap_px=None` (the sector mask still applies).
     """
 
     dataset_name = "synthetic CVNAF"
+    kind, export_layout = "synthetic-cvnaf", "cvnaf"
 
     def __init__(self, root: str | Path, split: str = "train", cities: Sequence[str] | None = None, *,
                  check_images: bool = False) -> None:
-        self.info = read_dataset_json(Path(root), "cvnaf")
+        self.info = read_dataset_json(Path(root), self.export_layout)
         self.city_info = _city_table(self.info)
         super().__init__(root, split, cities, check_images=check_images)
-
-    def city_names(self) -> list[str]:
-        if self.requested_cities is not None:
-            return self.requested_cities
-        return list(self.city_info)
 
     def _index(self) -> None:
         super()._index()
@@ -147,22 +176,19 @@ class SyntheticCvnafReader(CvnafReader):
         self.items = enriched
 
 
-class SyntheticVigorReader(VigorReader):
+@register_dataset
+class SyntheticVigorReader(_SyntheticExport, VigorReader):
     """A synthetic VIGOR-style export: perspective photos (heading, FoV from truth) on offset tiles."""
 
     dataset_name = "synthetic VIGOR"
+    kind, export_layout = "synthetic-vigor", "vigor"
 
     def __init__(self, root: str | Path, mode: str = "same_area", split: str = "train",
                  cities: Sequence[str] | None = None, *, check_images: bool = False) -> None:
-        self.info = read_dataset_json(Path(root), "vigor")
+        self.info = read_dataset_json(Path(root), self.export_layout)
         self.city_info = _city_table(self.info)
         self._truths = None
         super().__init__(root, mode, split, cities, label_dir="splits", check_images=check_images)
-
-    def city_names(self) -> list[str]:
-        if self.requested_cities is not None:
-            return self.requested_cities
-        return list(self.city_info)
 
     def _index(self) -> None:
         self._truths = _TruthCache(self)

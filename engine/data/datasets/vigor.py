@@ -19,6 +19,7 @@ from pathlib import Path
 
 from engine.data.datasets.base import CrossViewReader
 from engine.data.datasets.records import PANORAMA, CrossViewItem, SatelliteRef
+from engine.data.datasets.registry import register_dataset
 
 VIGOR_CITIES = ("NewYork", "Seattle", "SanFrancisco", "Chicago")
 #: Metres per pixel of the 640 px tiles, per city.
@@ -44,6 +45,7 @@ def lat_lon_from_panorama_name(name: str) -> tuple[float | None, float | None]:
         return None, None
 
 
+@register_dataset
 class VigorReader(CrossViewReader):
     """VIGOR panoramas of `mode` ("same_area" / "cross_area") and `split` ("train" / "test").
 
@@ -54,19 +56,31 @@ class VigorReader(CrossViewReader):
     """
 
     dataset_name = "VIGOR"
+    kind = "vigor"
+    splits = VIGOR_SPLITS
+    train_split, eval_split = "train", "test"
+    #: a label folder is the weakest sign: CVUSA keeps its split files in a "splits" folder too
+    detect_priority = 0
 
     def __init__(self, root: str | Path, mode: str = "same_area", split: str = "train",
                  cities: Sequence[str] | None = None, *, label_dir: str | None = None,
                  tile_px: int | None = None, check_images: bool = False) -> None:
         if mode not in VIGOR_MODES:
             raise ValueError(f"VIGOR mode must be one of {VIGOR_MODES}, got {mode!r}")
-        if split not in VIGOR_SPLITS:
-            raise ValueError(f"VIGOR split must be one of {VIGOR_SPLITS}, got {split!r}")
-        self.mode, self.split = mode, split
+        self.mode = mode
         self.requested_cities = None if cities is None else list(cities)
         self.label_dir_name = label_dir
         self.tile_px = tile_px
-        super().__init__(root, check_images=check_images)
+        super().__init__(root, split, check_images=check_images)
+
+    @classmethod
+    def detect(cls, root: Path) -> bool:
+        return (root / "splits").is_dir() or (root / "splits_new").is_dir()
+
+    @classmethod
+    def open_split(cls, root: Path, split: str, *, cities: Sequence[str] | None = None,
+                   vigor_mode: str = "same_area", check_images: bool = False) -> VigorReader:
+        return cls(root, vigor_mode, split, cities, check_images=check_images)
 
     # ------------------------------------------------------------ configuration from the folder
     @property

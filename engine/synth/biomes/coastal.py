@@ -7,29 +7,14 @@ import numpy as np
 from PIL import Image, ImageDraw
 from scipy import ndimage as ndi
 
-from engine.synth.biomes.common import (
-    FLAT_ROOFS,
-    Building,
-    Canvas,
-    Part,
-    Road,
-    Trees,
-    apply_paint,
-    densify,
-    draw_markings,
-    draw_roads,
-    level_roads,
-    paint_ground,
-    paint_pools,
-    parking_lot,
-    pick_colour,
-    pil_xy,
-    rect_corners,
-    resample_polyline,
-    scatter_points,
-    stamp_buildings,
-    tree_colours,
-)
+from engine.synth.biomes.buildings import Building, Part, stamp_buildings
+from engine.synth.biomes.canvas import Canvas, pil_xy
+from engine.synth.biomes.colour import apply_paint, paint_ground, paint_pools
+from engine.synth.biomes.geometry import densify, rect_corners, resample_polyline
+from engine.synth.biomes.palettes import FLAT_ROOFS, pick_colour
+from engine.synth.biomes.registry import register_biome
+from engine.synth.biomes.roads import Road, draw_markings, draw_roads, level_roads, parking_lot
+from engine.synth.biomes.trees import Trees, scatter_points, tree_colours
 from engine.synth.noise import Fbm, grain, quantile_threshold, ridged, smoothstep, upsample
 from engine.synth.world import Material as M
 
@@ -37,6 +22,7 @@ MED_ROOFS = np.array([(176, 92, 64), (160, 80, 58), (190, 112, 80), (140, 72, 54
 MED_WALLS = np.array([(238, 236, 228), (232, 220, 196), (224, 206, 170), (214, 196, 168)], np.float32)
 
 
+@register_biome("coastal", origin_lonlat=(3.1710, 41.8420))  # Costa Brava, Catalonia
 def generate(cv: Canvas) -> dict:
     rng = cv.rng
     h, w = cv.shape

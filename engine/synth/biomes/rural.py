@@ -9,29 +9,14 @@ import numpy as np
 from PIL import Image, ImageDraw
 from shapely import LineString, MultiPolygon, Polygon, box, contains_xy
 
-from engine.synth.biomes.common import (
-    PITCHED_ROOFS,
-    Building,
-    Canvas,
-    Part,
-    Road,
-    Trees,
-    Warp,
-    apply_paint,
-    densify,
-    draw_markings,
-    draw_roads,
-    level_roads,
-    offset_polyline,
-    paint_ground,
-    pick_colour,
-    pil_xy,
-    rect_corners,
-    resample_polyline,
-    stamp_buildings,
-    stamp_round_building,
-    tree_colours,
-)
+from engine.synth.biomes.buildings import Building, Part, stamp_buildings, stamp_round_building
+from engine.synth.biomes.canvas import Canvas, pil_xy
+from engine.synth.biomes.colour import apply_paint, paint_ground
+from engine.synth.biomes.geometry import Warp, densify, offset_polyline, rect_corners, resample_polyline
+from engine.synth.biomes.palettes import PITCHED_ROOFS, pick_colour
+from engine.synth.biomes.registry import register_biome
+from engine.synth.biomes.roads import Road, draw_markings, draw_roads, level_roads
+from engine.synth.biomes.trees import Trees, tree_colours
 from engine.synth.noise import grain
 from engine.synth.world import Material as M
 
@@ -66,6 +51,7 @@ def _parts(g) -> list[Polygon]:
     return [p for p in getattr(g, "geoms", []) if isinstance(p, Polygon)]
 
 
+@register_biome("rural", origin_lonlat=(11.3450, 48.5620))  # farmland north of Munich, Bavaria
 def generate(cv: Canvas) -> dict:
     rng = cv.rng
     h, w = cv.shape

@@ -7,33 +7,22 @@ import numpy as np
 from PIL import ImageDraw
 from shapely import LineString, Point
 
-from engine.synth.biomes.common import (
-    FACADES,
-    FLAT_ROOFS,
-    Building,
-    Canvas,
+from engine.synth.biomes.buildings import Building, Part, stamp_buildings
+from engine.synth.biomes.canvas import Canvas, pil_xy
+from engine.synth.biomes.colour import apply_paint, paint_ground, paint_pools
+from engine.synth.biomes.geometry import (
     Frame,
-    Part,
-    Road,
-    Trees,
     Warp,
-    apply_paint,
     densify,
     district_raster,
-    draw_markings,
-    draw_roads,
-    paint_ground,
-    paint_pools,
-    parking_lot,
-    pick_colour,
-    pil_xy,
     rect_corners,
     resample_polyline,
-    scatter_points,
-    stamp_buildings,
-    tree_colours,
     voronoi_districts,
 )
+from engine.synth.biomes.palettes import FACADES, FLAT_ROOFS, pick_colour
+from engine.synth.biomes.registry import register_biome
+from engine.synth.biomes.roads import Road, draw_markings, draw_roads, parking_lot
+from engine.synth.biomes.trees import Trees, scatter_points, tree_colours
 from engine.synth.noise import quantile_threshold
 from engine.synth.world import Material as M
 
@@ -44,6 +33,7 @@ HOUSE_WALLS = FACADES[[0, 1, 2, 3, 4, 8]]
 POD_M = 430.0          # typical subdivision size
 
 
+@register_biome("suburban", origin_lonlat=(-84.2941, 34.0754))  # Alpharetta, Georgia
 def generate(cv: Canvas) -> dict:
     rng = cv.rng
     h, w = cv.shape

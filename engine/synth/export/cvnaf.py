@@ -16,8 +16,17 @@ from PIL import Image
 from engine.atomic import write_bytes_atomic, write_text_atomic
 from engine.geo.geojson import write_geojson
 from engine.geo.geotiff import write_geotiff
-from engine.synth.export.common import (ProgressCallback, crop_chip, orthophoto_of, save_photo,
-                                        split_indices, truth_frame, world_name, world_summary, write_json)
+from engine.synth.export.common import (
+    ProgressCallback,
+    crop_chip,
+    orthophoto_of,
+    save_photo,
+    split_indices,
+    truth_frame,
+    world_name,
+    world_summary,
+    write_json,
+)
 from engine.synth.export.staging import staged_output_folder
 from engine.synth.photos import PhotoSpec, generate_photos
 from engine.synth.world import World

@@ -10,8 +10,15 @@ from pathlib import Path
 from engine.atomic import write_text_atomic
 from engine.geo.geojson import write_geojson
 from engine.geo.geotiff import write_geotiff
-from engine.synth.export.common import (ProgressCallback, orthophoto_of, save_photo, truth_frame,
-                                        world_name, world_summary, write_json)
+from engine.synth.export.common import (
+    ProgressCallback,
+    orthophoto_of,
+    save_photo,
+    truth_frame,
+    world_name,
+    world_summary,
+    write_json,
+)
 from engine.synth.export.staging import staged_output_folder
 from engine.synth.photos import PhotoSpec, PhotoTruth, generate_photos
 from engine.synth.world import World

@@ -9,9 +9,10 @@ from collections.abc import Iterator
 from pathlib import Path
 
 from engine.atomic import current_umask
+from engine.errors import ViewfinderError
 
 
-class OutputFolderError(ValueError):
+class OutputFolderError(ViewfinderError, ValueError):
     """The output folder cannot be used (not writable, not empty, not a folder)."""
 
 

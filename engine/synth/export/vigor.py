@@ -15,14 +15,23 @@ from pathlib import Path
 import numpy as np
 from PIL import Image
 
-from engine.data.geometry import map_to_lonlat
 from engine.atomic import write_bytes_atomic, write_text_atomic
+from engine.data.geometry import map_to_lonlat
 from engine.geo.geojson import write_geojson
-from engine.synth.export.common import (ProgressCallback, orthophoto_of, save_photo, split_indices,
-                                        truth_frame, world_name, world_summary, write_json)
+from engine.synth.export.common import (
+    ProgressCallback,
+    orthophoto_of,
+    save_photo,
+    split_indices,
+    truth_frame,
+    world_name,
+    world_summary,
+    write_json,
+)
 from engine.synth.export.staging import staged_output_folder
 from engine.synth.photos import PhotoSpec, generate_photos
 from engine.synth.world import World
+
 
 def tile_grid_centres(world: World, tile_m: float) -> tuple[np.ndarray, np.ndarray]:
     """Map x and y of tile centres on a grid with stride tile_m / 2 (every point lies in 2 x 2 tiles)."""

@@ -5,12 +5,14 @@ import sys
 from pathlib import Path
 
 import numpy as np
+import pytest
 
 from tests.engine.pipeline.scenes import small_localizer
 
 ROOT = Path(__file__).resolve().parents[3]
 
 
+@pytest.mark.slow     # about 15 s: two torchrun ranks
 def test_two_ranks_build_the_gallery_one_process_builds(scene, small_checkpoint, tmp_path):
     shared = tmp_path / "shared-cache"
     env = {**os.environ, "OMP_NUM_THREADS": "1", "PYTHONPATH": str(ROOT)}

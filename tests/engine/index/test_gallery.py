@@ -8,12 +8,12 @@ from shapely.geometry import box
 from shapely.ops import unary_union
 
 from engine.geo.raster import MapRaster
-from engine.index.cache import map_fingerprint
 from engine.geo.tiling import tile_map
+from engine.index.cache import map_fingerprint
 from engine.index.embed import TileReader, embed_tiles, images_to_tensor, tiling_for_model
 from engine.model import CrossViewNet
 from engine.pipeline import Localizer, LocalizerConfig
-from engine.progress import CancelToken, Cancelled
+from engine.progress import Cancelled, CancelToken
 from tests.engine.model.conftest import small_model
 from tests.engine.pipeline.scenes import geographic_copy, small_localizer
 

@@ -6,8 +6,16 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from engine.model.pose_geometry import (BevGrid, correlate, focal_lengths, ground_depth_per_row, headings_deg,
-                                        polar_to_bev_grid, rotate_templates, rotation_grids)
+from engine.model.pose_geometry import (
+    BevGrid,
+    correlate,
+    focal_lengths,
+    ground_depth_per_row,
+    headings_deg,
+    polar_to_bev_grid,
+    rotate_templates,
+    rotation_grids,
+)
 
 
 def test_ground_depth_follows_the_pinhole_model():

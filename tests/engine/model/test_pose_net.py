@@ -10,8 +10,7 @@ from engine.model.checkpoint import CheckpointError
 from engine.model.pose_geometry import headings_deg
 from engine.model.pose_net import PoseNet
 from engine.train.pose_data import PoseDataSpec, make_world, sample_crops
-from engine.train.pose_trainer import (PoseTrainSpec, forward_batch, pose_nll, train_pose,
-                                      truth_aligned_headings)
+from engine.train.pose_trainer import PoseTrainSpec, forward_batch, pose_nll, train_pose, truth_aligned_headings
 
 
 @pytest.fixture(scope="module")
@@ -72,6 +71,7 @@ def test_a_crossview_checkpoint_is_not_a_pose_model(tmp_path):
         PoseNet.load(path)
 
 
+@pytest.mark.slow     # about 15 s of training
 def test_a_few_training_steps_lower_the_pose_nll_on_held_crops():
     torch.manual_seed(0)
     model = PoseNet()

@@ -4,6 +4,7 @@ import json
 import shutil
 
 import pyogrio
+import pytest
 
 from engine.cli import main
 from engine.commands.demo import DEMO_SCENE
@@ -101,6 +102,7 @@ def test_bad_map_model_or_photos_are_one_line_usage_errors(scene, small_checkpoi
     assert not (tmp_path / "r.geojson").exists()
 
 
+@pytest.mark.slow     # about 45 s: indexes and localises the whole demo
 def test_demo_prints_the_error_against_truth(small_checkpoint, tmp_path, capsys):
     scene = tmp_path / "demo"
     shutil.copytree(DEMO_SCENE, scene)

@@ -13,7 +13,7 @@ from shapely.geometry import Point
 
 from engine.data.geometry import TileFrame, lonlat_to_map, map_to_lonlat
 from engine.geo.photo import load_photo
-from engine.pipeline import CancelToken, Cancelled, LocalizationResult, PriorOverrides, RasterError, find_photos
+from engine.pipeline import Cancelled, CancelToken, LocalizationResult, PriorOverrides, RasterError, find_photos
 from engine.pipeline.analysis import choose_cell, merge_candidates, retrieval_probabilities
 from engine.pipeline.results import Candidate, Position
 from tests.engine.pipeline.scenes import SCENE_PHOTOS, geographic_copy, small_localizer

@@ -6,8 +6,13 @@ import pytest
 import torch
 from shapely.geometry import Point
 
-from engine.pipeline.pose_volume import (PlacementGrid, gaussian_position_log_prior, heading_log_prior,
-                                         posterior_from_scores, summarise)
+from engine.pipeline.pose_volume import (
+    PlacementGrid,
+    gaussian_position_log_prior,
+    heading_log_prior,
+    posterior_from_scores,
+    summarise,
+)
 
 HEADINGS = np.arange(36) * 10.0
 

@@ -3,7 +3,7 @@ import pytest
 from affine import Affine
 from shapely.geometry import Point, box
 
-from engine.pipeline.results import (Candidate, GeoGrid, LocalizationResult, Position, RankedPosition)
+from engine.pipeline.results import Candidate, GeoGrid, LocalizationResult, Position, RankedPosition
 
 
 def _result():

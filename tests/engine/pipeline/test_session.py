@@ -12,11 +12,38 @@ import pytest
 from affine import Affine
 from shapely.geometry import Point, box
 
-from engine.pipeline import (DONE, FAILED, MANUAL, GeoGrid, LocalizationResult, PoseEstimate, Position,
-                             RankedPosition, lonlat_to_map, map_to_lonlat)
-from engine.pipeline.session import (CANCELLED, KEEP_PHOTOS, NEW_SESSION, QUEUED, RUNNING, WAITING, EngineJobs,
-                                     MapInfo, Session, SessionError, confidence_text, confidence_tooltip,
-                                     heading_of, identify, inspect_photo, read_map_info, read_project, run_session)
+from engine.pipeline import (
+    DONE,
+    FAILED,
+    MANUAL,
+    GeoGrid,
+    LocalizationResult,
+    PoseEstimate,
+    Position,
+    RankedPosition,
+    lonlat_to_map,
+    map_to_lonlat,
+)
+from engine.pipeline.session import (
+    CANCELLED,
+    KEEP_PHOTOS,
+    NEW_SESSION,
+    QUEUED,
+    RUNNING,
+    WAITING,
+    EngineJobs,
+    MapInfo,
+    Session,
+    SessionError,
+    confidence_text,
+    confidence_tooltip,
+    heading_of,
+    identify,
+    inspect_photo,
+    read_map_info,
+    read_project,
+    run_session,
+)
 from tests.engine.pipeline.scenes import small_localizer
 
 

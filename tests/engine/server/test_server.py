@@ -18,7 +18,7 @@ import pytest
 from engine.cli import main
 from engine.server.lock import held_by_a_server
 from engine.server.paths import server_paths
-from engine.server.protocol import MAX_MESSAGE, HEADER, ProtocolError, receive, send
+from engine.server.protocol import HEADER, MAX_MESSAGE, ProtocolError, receive, send
 from tests.engine.server.conftest import ROOT, viewfinder
 
 #: A fresh client process: runs the command, then says which heavy modules it had to import.

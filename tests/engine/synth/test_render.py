@@ -9,8 +9,10 @@ import pytest
 from pyproj import CRS
 
 from engine.synth.camera import CameraPose, eye_elevation, sample_camera_poses
-from engine.synth.ground import Lighting, render_ground, sample_distances
+from engine.synth.ground import render_ground
 from engine.synth.ortho import cast_shadows, render_orthophoto
+from engine.synth.render_march import sample_distances
+from engine.synth.render_sky import Lighting
 from engine.synth.viewshed import visible_region
 from engine.synth.world import Material, World
 

@@ -6,9 +6,10 @@ import pytest
 from pyproj import CRS, Geod, Transformer
 from scipy import ndimage
 
-from engine.synth.generate import DEFAULT_ORIGINS, generate_world
+from engine.synth.biomes.registry import biome_names, get_biome
+from engine.synth.generate import generate_world
 from engine.synth.noise import Fbm, fbm
-from engine.synth.world import BIOMES, RAISED_MATERIALS, Material, World
+from engine.synth.world import RAISED_MATERIALS, Material, World
 
 SIZE_M = 260.0
 ARRAYS = ("terrain", "height", "material", "albedo", "wall_colour", "object_id")
@@ -17,7 +18,7 @@ ARRAYS = ("terrain", "height", "material", "albedo", "wall_colour", "object_id")
 @pytest.fixture(scope="module")
 def worlds() -> dict[str, list[World]]:
     """Two small worlds per biome (seeds 1 and 2)."""
-    return {b: [generate_world(b, seed, size_m=SIZE_M) for seed in (1, 2)] for b in BIOMES}
+    return {b: [generate_world(b, seed, size_m=SIZE_M) for seed in (1, 2)] for b in biome_names()}
 
 
 def fractions(world: World) -> dict[Material, float]:
@@ -26,7 +27,7 @@ def fractions(world: World) -> dict[Material, float]:
 
 
 # ------------------------------------------------------------------------------------------- determinism
-@pytest.mark.parametrize("biome", BIOMES)
+@pytest.mark.parametrize("biome", biome_names())
 def test_same_seed_is_bit_identical(biome, worlds):
     again = generate_world(biome, 1, size_m=SIZE_M)
     first = worlds[biome][0]
@@ -38,7 +39,7 @@ def test_same_seed_is_bit_identical(biome, worlds):
     assert first.origin_xy == again.origin_xy
 
 
-@pytest.mark.parametrize("biome", BIOMES)
+@pytest.mark.parametrize("biome", biome_names())
 def test_different_seed_gives_different_world(biome, worlds):
     a, b = worlds[biome]
     assert (a.material != b.material).mean() > 0.2
@@ -60,7 +61,7 @@ def test_noise_is_deterministic_and_normalised():
 
 
 # ------------------------------------------------------------------------------------------- arrays
-@pytest.mark.parametrize("biome", BIOMES)
+@pytest.mark.parametrize("biome", biome_names())
 def test_array_types_and_shapes(biome, worlds):
     w = worlds[biome][0]
     n = round(SIZE_M / 0.5)
@@ -74,7 +75,7 @@ def test_array_types_and_shapes(biome, worlds):
     assert w.biome == biome and w.seed == 1 and w.resolution_m == 0.5
 
 
-@pytest.mark.parametrize("biome", BIOMES)
+@pytest.mark.parametrize("biome", biome_names())
 def test_raised_cells_are_exactly_roofs_and_trees(biome, worlds):
     for w in worlds[biome]:
         raised = w.height - w.terrain
@@ -117,7 +118,7 @@ def test_low_rise_building_heights(biome, worlds):
             assert h.min() >= 2.5 and h.max() <= 20.0
 
 
-@pytest.mark.parametrize("biome", BIOMES)
+@pytest.mark.parametrize("biome", biome_names())
 def test_tree_heights_plausible(biome, worlds):
     for w in worlds[biome]:
         tree = w.material == Material.TREE
@@ -146,7 +147,7 @@ def test_coastal_material_mix_and_relief(worlds):
         assert np.ptp(w.terrain[sea]) < 1e-3, "the sea surface must be flat"
 
 
-@pytest.mark.parametrize("biome", BIOMES)
+@pytest.mark.parametrize("biome", biome_names())
 def test_small_water_bodies_are_flat(biome, worlds):
     """Pools, ponds, fountains and lakes have one water level."""
     for w in worlds[biome]:
@@ -171,7 +172,7 @@ def test_suburban_gardens_and_trees(worlds):
         assert f[Material.ROOF] > 0.03
 
 
-@pytest.mark.parametrize("biome", BIOMES)
+@pytest.mark.parametrize("biome", biome_names())
 def test_walkable_ground_is_plentiful_and_connected(biome, worlds):
     for w in worlds[biome]:
         walk = w.walkable
@@ -182,7 +183,7 @@ def test_walkable_ground_is_plentiful_and_connected(biome, worlds):
         assert largest > 0.6 * walk.sum(), f"{biome}: walkable ground is fragmented"
 
 
-@pytest.mark.parametrize("biome", BIOMES)
+@pytest.mark.parametrize("biome", biome_names())
 def test_albedo_is_textured(biome, worlds):
     w = worlds[biome][0]
     lum = w.albedo.astype(np.float32).mean(axis=2)
@@ -211,13 +212,14 @@ def test_crs_is_utm_zone_of_centre(lonlat, epsg):
     assert w.meta["origin_lonlat"] == list(lonlat)
 
 
-@pytest.mark.parametrize("biome", BIOMES)
+@pytest.mark.parametrize("biome", biome_names())
 def test_default_origin_per_biome(biome, worlds):
     w = worlds[biome][0]
     lon, lat = _centre_lonlat(w)
-    _, _, dist = Geod(ellps="WGS84").inv(lon, lat, *DEFAULT_ORIGINS[biome])
+    origin = get_biome(biome).origin_lonlat
+    _, _, dist = Geod(ellps="WGS84").inv(lon, lat, *origin)
     assert dist < 1.0
-    zone = int((DEFAULT_ORIGINS[biome][0] + 180) // 6) + 1
+    zone = int((origin[0] + 180) // 6) + 1
     assert w.crs.to_epsg() == 32600 + zone
     x0, y0 = w.origin_xy
     assert w.transform.c == x0 and w.transform.f == y0 and w.transform.a == 0.5
@@ -234,7 +236,7 @@ def test_rectangular_size_resolution_and_meta():
 def test_unknown_biome_names_the_valid_ones():
     with pytest.raises(ValueError) as err:
         generate_world("desert", 0, size_m=100.0)
-    for b in BIOMES:
+    for b in biome_names():
         assert b in str(err.value)
     assert "desert" in str(err.value)
 
@@ -245,7 +247,7 @@ def test_bad_resolution_rejected(bad):
         generate_world("urban", 0, size_m=100.0, resolution_m=bad)
 
 
-@pytest.mark.parametrize("biome", BIOMES)
+@pytest.mark.parametrize("biome", biome_names())
 @pytest.mark.parametrize("size_m, resolution_m", [(8.0, 0.5), (333.0, 2.0), ((90.0, 300.0), 1.0)])
 def test_tiny_coarse_and_odd_shaped_worlds(biome, size_m, resolution_m):
     w = generate_world(biome, 4, size_m=size_m, resolution_m=resolution_m)

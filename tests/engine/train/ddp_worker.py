@@ -7,7 +7,7 @@ from pathlib import Path
 import torch
 from safetensors.torch import save_file
 
-from engine.train import TrainCallbacks, Trainer, TrainConfig
+from engine.train import TrainCallbacks, TrainConfig, Trainer
 
 
 class Record(TrainCallbacks):

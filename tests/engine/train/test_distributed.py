@@ -20,6 +20,7 @@ ROOT = Path(__file__).resolve().parents[3]
 WORKER = Path(__file__).with_name("ddp_worker.py")
 
 
+@pytest.mark.slow     # about 10 s: two gloo processes
 @pytest.mark.skipif(not dist.is_available() or not dist.is_gloo_available(), reason="needs torch.distributed gloo")
 def test_two_gloo_processes_train_one_model(tiny_dataset, tmp_path):
     config = tiny_config_dict(tiny_dataset, tmp_path / "run", train={"batch_size": 4})

@@ -11,14 +11,8 @@ import torch
 from engine.data.pairs import CrossViewPairs, PairConfig
 from engine.model import CrossViewNet, ModelConfig
 from engine.train import EvalConfig, evaluate, open_dataset, write_report
-from engine.train.evaluate import (
-    GalleryTiles,
-    _offcentre_only,
-    gallery_tiles,
-    recall_curve,
-    recall_table,
-    retrieval_ranks,
-)
+from engine.train.eval_embedding import GalleryTiles, gallery_tiles, offcentre_only
+from engine.train.metrics import recall_curve, recall_table, retrieval_ranks
 from tests.engine.train.conftest import TINY_MODEL
 
 
@@ -100,7 +94,7 @@ def test_localisation_errors_against_the_truth(eval_reader, tiny_model):
     config = pair_config(tiny_model)
     fraction = 0.8
     report = evaluate(tiny_model, eval_reader, EvalConfig(offcentre_fraction=fraction, seed=4))
-    shifted = CrossViewPairs(eval_reader.items, config, _offcentre_only(fraction), seed=4)
+    shifted = CrossViewPairs(eval_reader.items, config, offcentre_only(fraction), seed=4)
     tile = np.array(config.satellite_hw[::-1]) / 2.0
     truth = [np.linalg.norm(shifted[i]["camera_px"].numpy() - tile) * float(shifted[i]["metres_per_px"])
              for i in range(8)]

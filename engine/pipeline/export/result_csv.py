@@ -13,7 +13,7 @@ import io
 from collections.abc import Iterable
 from typing import TYPE_CHECKING
 
-from engine.geo.result_features import pose_is_rank1, result_warnings
+from engine.pipeline.export.result_features import pose_is_rank1, result_warnings
 
 if TYPE_CHECKING:
     from engine.pipeline.results import LocalizationResult

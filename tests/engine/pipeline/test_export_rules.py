@@ -10,10 +10,10 @@ import pytest
 from shapely.geometry import Point, box, shape
 
 from engine.data.geometry import map_to_lonlat
-from engine.geo.export import write_result_set
 from engine.geo.output_set import OutputError, check_targets, write_together
-from engine.geo.result_csv import csv_bytes, neutralise
-from engine.geo.result_features import PROPERTIES, feature_collection
+from engine.pipeline.export import write_result_set
+from engine.pipeline.export.result_csv import csv_bytes, neutralise
+from engine.pipeline.export.result_features import PROPERTIES, feature_collection
 from engine.pipeline.results import Candidate, LocalizationResult, PoseEstimate, Position, RankedPosition
 
 CRS = "EPSG:32632"

@@ -11,11 +11,20 @@ import shapely
 from shapely.geometry import shape
 
 from engine.data.geometry import map_to_lonlat
-from engine.geo.export import results_frame
-from engine.geo.html_map import PAGE_SCRIPT, leaflet_assets
-from engine.geo.result_features import PROPERTIES
-from engine.pipeline import (LocalizationResult, Localizer, LocalizerConfig, Position, find_photos,
-                             write_results_csv, write_results_geojson, write_results_html, write_results_json)
+from engine.pipeline import (
+    LocalizationResult,
+    Localizer,
+    LocalizerConfig,
+    Position,
+    find_photos,
+    write_results_csv,
+    write_results_geojson,
+    write_results_html,
+    write_results_json,
+)
+from engine.pipeline.export import results_frame
+from engine.pipeline.export.html_map import PAGE_SCRIPT, leaflet_assets
+from engine.pipeline.export.result_features import PROPERTIES
 from tests.engine.model.conftest import small_model
 from tests.engine.pipeline.scenes import make_scene
 

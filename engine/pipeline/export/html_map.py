@@ -1,7 +1,7 @@
 """The HTML results map: one self-contained page that works offline.
 
-Leaflet (vendored in engine/geo/vendor/leaflet, BSD-2) is inlined, the satellite map, attention heatmaps
-and photo thumbnails are data URLs, and no web base map is loaded: the page fetches nothing and, opened,
+Leaflet (vendored in engine/pipeline/export/vendor/leaflet, BSD-2) is inlined, the satellite map, attention
+heatmaps and photo thumbnails are data URLs, and no web base map is loaded: the page fetches nothing and, opened,
 reveals nothing about the place to anyone. Results travel as one JSON block inside a
 `<script type="application/json">` element ("<" escaped, so no name can close it) and the page's script
 puts every user string in with textContent: photo names and errors are never parsed as HTML.
@@ -30,7 +30,7 @@ from engine.data.geometry import fov_wedge, map_to_lonlat
 from engine.geo.errors import GeoInputError
 from engine.geo.photo import load_photo
 from engine.geo.raster import MapRaster
-from engine.geo.result_features import pose_is_rank1, result_warnings
+from engine.pipeline.export.result_features import pose_is_rank1, result_warnings
 
 if TYPE_CHECKING:
     from engine.pipeline.results import GeoGrid, LocalizationResult

@@ -13,10 +13,15 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from engine.atomic import write_bytes_atomic
-from engine.geo.html_map import html_bytes
 from engine.geo.output_set import write_together
-from engine.geo.result_csv import CSV_COLUMNS, csv_bytes, neutralise  # noqa: F401 (re-exported)
-from engine.geo.result_features import PROPERTIES, Bounds, feature_collection, geojson_bytes  # noqa: F401
+from engine.pipeline.export.html_map import html_bytes
+from engine.pipeline.export.result_csv import CSV_COLUMNS, csv_bytes, neutralise  # noqa: F401 (re-exported)
+from engine.pipeline.export.result_features import (  # noqa: F401 (re-exported)
+    PROPERTIES,
+    Bounds,
+    feature_collection,
+    geojson_bytes,
+)
 
 if TYPE_CHECKING:
     import geopandas as gpd

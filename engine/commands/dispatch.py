@@ -17,7 +17,7 @@ from engine.progress import Cancelled
 
 #: Subcommands in help order -> the module that implements it.
 COMMANDS: dict[str, str] = {name: f"engine.commands.{name}"
-                            for name in ("synth", "index", "localize", "train", "eval", "demo")}
+                            for name in ("synth", "regions", "index", "localize", "train", "eval", "demo")}
 EXIT_INTERRUPTED = 130
 
 #: A hook that may run the parsed command elsewhere: (args, argv) -> its exit code, or None to run it here.

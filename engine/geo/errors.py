@@ -14,3 +14,15 @@ class GeoInputError(ViewfinderError, ValueError):
 
 class RasterError(GeoInputError):
     """A raster cannot be used as a map (unreadable, no georeferencing, unsupported bands)."""
+
+
+class MapTooLarge(RasterError):
+    """No single projection holds the map's ground scale: it must be cut into `region_count` regions
+    (engine.geo.regions.write_regions) and each used as a map."""
+
+    def __init__(self, path, problem: str, region_count: int) -> None:
+        self.region_count = region_count
+        super().__init__(path, problem)
+
+    def __reduce__(self):       # crosses process boundaries (the app's engine process) whole
+        return (type(self), (self.path, self.problem, self.region_count))

@@ -23,10 +23,11 @@ from rasterio.warp import calculate_default_transform
 from rasterio.windows import Window, from_bounds
 
 from engine.data.geometry import TileFrame, map_to_lonlat
-from engine.geo.errors import RasterError
+from engine.geo.errors import MapTooLarge, RasterError
 from engine.geo.ground import MAX_DISTORTION, body_problem, choose_ground_frame, ground_resolution_m
+from engine.geo.regions import REGION_SPAN_KM, region_count
 
-SUPPORTED_BAND_COUNTS = (1, 3, 4)
+SUPPORTED_BAND_COUNTS = (1, 3, 4)      # grey, RGB, RGB+NIR; an alpha band may follow any of them
 GEOTRANSFORM, GCPS, RPCS = "geotransform", "gcps", "rpc"
 STRETCH_PERCENTILES = (0.5, 99.5)
 
@@ -76,9 +77,10 @@ class MapRaster:
 
     # ------------------------------------------------------------ opening
     def _validate_and_warp(self, src):
-        if src.count not in SUPPORTED_BAND_COUNTS:
+        data_bands = src.count - (src.colorinterp[-1] == ColorInterp.alpha and src.count in (2, 4, 5))
+        if data_bands not in SUPPORTED_BAND_COUNTS:
             raise RasterError(self.path, f"unsupported band layout: {src.count} bands "
-                                         "(expected 1 grey, 3 RGB or 4 RGBA / RGB+NIR)")
+                                         "(expected 1 grey, 3 RGB or 4 RGB+NIR, each optionally + alpha)")
         if src.dtypes[0] not in ("uint8", "uint16", "int16", "float32"):
             raise RasterError(self.path, f"unsupported sample type {src.dtypes[0]}")
         self.georeferencing, source_crs, extras = _georeferencing(self.path, src)
@@ -88,10 +90,13 @@ class MapRaster:
         lons, lats = _sample_lonlat(self.path, src, source_crs, extras)
         self.frame = choose_ground_frame(source_crs if self.georeferencing == GEOTRANSFORM else None, lons, lats)
         if self.frame.distortion > MAX_DISTORTION:
-            raise RasterError(self.path, f"the map spans {self.frame.span_km:,.0f} km: no single projection keeps "
+            regions = region_count(lons, lats)
+            raise MapTooLarge(self.path, f"the map spans {self.frame.span_km:,.0f} km: no single projection keeps "
                                          f"its ground scale within {MAX_DISTORTION:.0%} (best "
-                                         f"{_percent(self.frame.distortion)}); clip it into regions under "
-                                         "~500 km (e.g. gdal_translate -projwin) and index each")
+                                         f"{_percent(self.frame.distortion)}); cut it with `viewfinder regions "
+                                         f"{self.path.name}` into {regions} regions of "
+                                         f"~{REGION_SPAN_KM:.0f} km, each in its own ground frame, and use "
+                                         "those", regions)
         rotated = abs(src.transform.b) > 1e-12 or abs(src.transform.d) > 1e-12
         if self.frame.keep_source and not rotated:
             return src
@@ -163,8 +168,10 @@ class MapRaster:
 
     # ------------------------------------------------------------ reading
     def _alpha_band(self) -> int | None:
-        if self._src.count == 4 and self._src.colorinterp[3] == ColorInterp.alpha:
-            return 4
+        """The last band when it is alpha (RGBA, grey + alpha, and the alpha a region's warp adds)."""
+        count = self._src.count
+        if count in (2, 4, 5) and self._src.colorinterp[-1] == ColorInterp.alpha:
+            return count
         return None
 
     def _stretch_limits(self) -> np.ndarray:
@@ -182,7 +189,8 @@ class MapRaster:
         return self._stretch
 
     def _colour_bands(self) -> list[int]:
-        return [1] if self._src.count == 1 else [1, 2, 3]
+        grey = self._src.count == 1 or (self._src.count == 2 and self._alpha_band() == 2)
+        return [1] if grey else [1, 2, 3]
 
     def _to_rgb8(self, data: np.ma.MaskedArray) -> np.ndarray:
         if data.dtype == np.uint8:

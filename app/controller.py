@@ -12,6 +12,7 @@ from PySide6.QtCore import QObject, Signal
 
 from app.engine_process import IndexSummary
 from app.images import ImageLoader
+from app.regions import RegionOffer, photo_lonlats, photos_in
 from app.workers import EngineWorker, run_in_thread
 from engine.pipeline import PHOTO_SUFFIXES, LocalizationResult, Session, SessionError, find_photos, read_project
 from engine.pipeline import session as vf
@@ -55,6 +56,9 @@ class SessionController(QObject):
     export_finished = Signal(object)            # ExportSummary
     export_failed = Signal(str, str)            # path, reason
     images_ready = Signal(str, object, object)  # photo, thumbnail QImage, preview QImage
+    regions_offered = Signal(object)            # RegionOffer: the window asks, then calls cut_into_regions
+    regions_folder_needed = Signal(object, str)  # RegionOffer, the unwritable folder: the window asks another
+    regions_ready = Signal(object, object, object)  # RegionOffer, [(MapRegion, VRT path)], photos known in each
 
     def __init__(self, session: Session, engine: EngineWorker, parent: QObject | None = None) -> None:
         super().__init__(parent)
@@ -66,6 +70,10 @@ class SessionController(QObject):
         self._cancel_next_index = False         # cancel pressed while a map was still being opened
         engine.map_read.connect(self._on_map_read)
         engine.map_read_failed.connect(self._on_map_read_failed)
+        engine.map_too_large.connect(self._on_map_too_large)
+        engine.regions_written.connect(self._on_regions_written)
+        engine.regions_folder_unwritable.connect(self._on_regions_folder_unwritable)
+        engine.regions_failed.connect(self._on_regions_failed)
         engine.index_started.connect(lambda path: self.progress.emit(f"Indexing {Path(path).name}", 0, 0))
         engine.index_progress.connect(lambda stage, done, total: self.progress.emit(stage.capitalize(), done, total))
         engine.index_finished.connect(self._on_indexed)
@@ -193,6 +201,48 @@ class SessionController(QObject):
         self._reading = max(0, self._reading - 1)
         self.progress_finished.emit()
         self.warning.emit("Not a usable map", reason if Path(path).name in reason else f"{path}: {reason}")
+
+    # ------------------------------------------------------------ a map too large for one ground frame
+    def _on_map_too_large(self, path: str, region_count: int, reason: str, purpose) -> None:
+        self._reading = max(0, self._reading - 1)
+        self.progress_finished.emit()
+        kind, payload = purpose
+        if kind == "project":       # a project belongs to its one map: a region of it would be another map
+            self.warning.emit("Not a usable map", f"{path} is too large for one ground frame ({region_count} "
+                                                  "regions): open the map itself (File > Open map) to cut it")
+            return
+        self.regions_offered.emit(RegionOffer(path, region_count, list(payload)))
+
+    def decline_regions(self, offer: RegionOffer, written: bool = False) -> None:
+        """The analyst said no (to cutting, a folder or every region): the session stays as it is."""
+        self.message.emit(f"{offer.name}: regions written, none opened (File > Open map opens one)" if written
+                          else f"{offer.name} not opened")
+
+    def cut_into_regions(self, offer: RegionOffer, folder: str | None = None) -> None:
+        """Write the region VRTs in the engine process (folder None: beside the map); regions_ready follows."""
+        self.message.emit(f"Cutting {offer.name} into regions…")
+        self.progress.emit(f"Cutting {offer.name} into regions", 0, 0)
+        _, unplaced = photo_lonlats(self.session)
+        self.engine.write_regions(offer.path, folder, [*offer.then_photos, *unplaced], offer)
+
+    def open_region(self, offer: RegionOffer, vrt_path: str) -> None:
+        self.open_map(vrt_path, offer.then_photos)
+
+    def _on_regions_written(self, path: str, regions: list, read_lonlats: list, offer: RegionOffer) -> None:
+        self.progress_finished.emit()
+        self.message.emit(f"{offer.name}: {len(regions)} regions written to {Path(regions[0][1]).parent}")
+        known, _ = photo_lonlats(self.session)
+        lonlats = [*known, *read_lonlats]
+        self.regions_ready.emit(offer, regions, [photos_in(region, lonlats) for region, _ in regions])
+
+    def _on_regions_folder_unwritable(self, path: str, folder: str, offer: RegionOffer) -> None:
+        self.progress_finished.emit()
+        self.regions_folder_needed.emit(offer, folder)
+
+    def _on_regions_failed(self, path: str, reason: str, offer: RegionOffer) -> None:
+        self.progress_finished.emit()
+        self.message.emit(f"Regions of {Path(path).name} not written")
+        self.warning.emit("Regions not written", reason)
 
     def _set_map(self, info: vf.MapInfo, keep: str) -> None:
         self.engine.cancel_photos()

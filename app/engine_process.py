@@ -7,7 +7,7 @@ gaps of 100-200 ms while a map indexed on 2 busy cores). No Qt here.
 Protocol. The parent sends tuples on `inbox`:
     ("model", job, source, device) / ("read", job, path, purpose) / ("index", job, path, generation, token, force)
     ("photo", job, path, generation, token) / ("reindex", job, path, generation, token, force) / ("cancel", token)
-    ("stop",)
+    ("regions", job, path, folder, photo_paths, purpose) / ("stop",)
 "reindex" rebuilds the gallery of a map indexed before (by a process that died) without reporting it again.
 Jobs run one at a time in order; "cancel" acts at once on every job holding that token. The child answers on
 `outbox` with (signal name, *values) tuples named after EngineWorker's signals, ("done", job) after each job
@@ -24,7 +24,17 @@ from dataclasses import dataclass, field
 
 from app.error_text import one_line
 from app.training_process import yield_cpu_to_gui
-from engine.pipeline import FAILED, Cancelled, CancelToken, EngineJobs, IndexRefused, LocalizationResult
+from engine.pipeline import (
+    FAILED,
+    Cancelled,
+    CancelToken,
+    EngineJobs,
+    IndexRefused,
+    LocalizationResult,
+    MapTooLarge,
+    photo_gps_lonlat,
+    write_regions,
+)
 
 
 @dataclass
@@ -74,6 +84,8 @@ class EngineServer:
         elif kind == "photo":
             path, generation, token = payload
             self._localize(path, generation, tokens.get(token))
+        elif kind == "regions":
+            self._write_regions(*payload)
 
     def _ensure_localizer(self):
         localizer = self.engine.localizer
@@ -94,10 +106,30 @@ class EngineServer:
     def _read(self, path: str, purpose) -> None:
         try:
             info = self.engine.read_map(path)       # kept open: indexing it next does not open it again
+        except MapTooLarge as exc:      # the app offers to cut it into regions
+            self.send(("map_too_large", path, exc.region_count, one_line(exc), purpose))
+            return
         except Exception as exc:        # RasterError names the file; anything else is reported the same way
             self.send(("map_read_failed", path, one_line(exc), purpose))
             return
         self.send(("map_read", info, purpose))
+
+    def _write_regions(self, path: str, folder: str | None, photo_paths: list[str], purpose) -> None:
+        """One VRT per region of the map at `path`, into `folder` (None: beside the map), with the EXIF GPS
+        positions of `photo_paths` (so the app can suggest the region holding most photos)."""
+        target = folder if folder is not None else os.path.dirname(os.path.abspath(path))
+        if not os.access(target, os.W_OK | os.X_OK):     # checked first: the app then asks for another folder
+            self.send(("regions_folder_unwritable", path, target, purpose))
+            return
+        try:
+            written = write_regions(path, folder)
+        except Exception as exc:
+            reason = one_line(exc)
+            self.send(("regions_failed", path, reason if os.path.basename(path) in reason else f"{path}: {reason}",
+                       purpose))
+            return
+        lonlats = [point for photo in photo_paths if (point := photo_gps_lonlat(photo)) is not None]
+        self.send(("regions_written", path, [(region, str(vrt)) for region, vrt in written], lonlats, purpose))
 
     def _index(self, path: str, generation: int, cancel: CancelToken, force: bool, quiet: bool = False) -> None:
         report = (lambda message: None) if quiet else self.send

@@ -51,6 +51,12 @@ class FileDialogs:
             remember(paths[0])
         return paths
 
+    def choose_folder(self, title: str, start: str | None = None) -> str:
+        folder = QFileDialog.getExistingDirectory(self.parent, title, start or self._start())
+        if folder:
+            remember(folder)
+        return folder
+
     def save_file(self, title: str, kind: str, name: str) -> str:
         path, _ = QFileDialog.getSaveFileName(self.parent, title, self._start(name), FILTERS[kind])
         if path:

@@ -22,6 +22,7 @@ from app.layers import LayersPanel
 from app.legend import LegendPanel
 from app.map_canvas import MapCanvas
 from app.map_layers import MapLayers
+from app.region_chooser import ask_cut_into_regions, choose_region
 from app.results_model import ResultsModel
 from app.results_panel import ResultsPanel
 from app.selection import Selection
@@ -58,6 +59,7 @@ class MainWindow(QMainWindow):
         self._shut_down = False
         self.training_dialog = None
         self.question_box: QMessageBox | None = None
+        self.region_chooser = None              # the open RegionChooser (tests pick a region in it)
 
         self.session = Session(str(model_source) if isinstance(model_source, (str, Path)) else None)
         self.engine = EngineWorker(model_source, device, localizer_config, self)
@@ -142,6 +144,9 @@ class MainWindow(QMainWindow):
         c.map_indexed.connect(self._on_indexed)
         c.question.connect(self._ask_new_map)
         c.index_refused.connect(self._ask_index_anyway)
+        c.regions_offered.connect(self._ask_cut_into_regions)
+        c.regions_folder_needed.connect(self._ask_regions_folder)
+        c.regions_ready.connect(self._choose_region)
         c.project_restored.connect(self._apply_view)
         c.export_finished.connect(lambda summary: self.export_finished.emit(summary.path))
         c.export_failed.connect(self.export_failed)
@@ -184,6 +189,30 @@ class MainWindow(QMainWindow):
 
     def _ask_new_map(self, plan: vf.NewMapPlan) -> None:
         self.question_box = ask_new_map(self, plan, lambda choice: self.controller.answer_new_map(plan, choice))
+
+    def _ask_cut_into_regions(self, offer) -> None:
+        def answer(yes: bool) -> None:
+            if yes:
+                self.controller.cut_into_regions(offer)
+            else:
+                self.controller.decline_regions(offer)
+        self.question_box = ask_cut_into_regions(self, offer, answer)
+
+    def _ask_regions_folder(self, offer, unwritable: str) -> None:
+        folder = self.files.choose_folder(f"{unwritable} is not writable: choose a folder for the regions of "
+                                          f"{offer.name}")
+        if folder:
+            self.controller.cut_into_regions(offer, folder)
+        else:
+            self.controller.decline_regions(offer)
+
+    def _choose_region(self, offer, regions, photo_counts) -> None:
+        def answer(vrt: str | None) -> None:
+            if vrt:
+                self.controller.open_region(offer, vrt)
+            else:
+                self.controller.decline_regions(offer, written=True)
+        self.region_chooser = choose_region(self, offer, regions, photo_counts, answer)
 
     def _on_map(self, info: vf.MapInfo) -> None:
         self.map_layers.map_bounds = info.bounds

@@ -76,6 +76,10 @@ class EngineWorker(QThread):
     model_failed = Signal(str)
     map_read = Signal(object, object)             # MapInfo, what the caller asked it for (opaque)
     map_read_failed = Signal(str, str, object)    # path, reason, purpose
+    map_too_large = Signal(str, int, str, object)  # path, region count, reason, purpose: it can be cut
+    regions_written = Signal(str, object, object, object)  # map path, [(MapRegion, VRT path)], photo GPS, purpose
+    regions_folder_unwritable = Signal(str, str, object)   # map path, folder, purpose
+    regions_failed = Signal(str, str, object)     # map path, reason, purpose
     index_started = Signal(str)
     index_progress = Signal(str, int, int)        # stage, done, total
     index_finished = Signal(object)               # IndexSummary
@@ -113,6 +117,13 @@ class EngineWorker(QThread):
 
     def read_map(self, path: str, purpose=None) -> None:
         self._send_job("read", str(path), purpose)
+
+    def write_regions(self, path: str, folder: str | None = None, photo_paths: list[str] | None = None,
+                      purpose=None) -> None:
+        """Cut a map too large for one ground frame into region VRTs (folder None: beside the map); the
+        answer carries the EXIF GPS positions of `photo_paths`."""
+        self._send_job("regions", str(path), None if folder is None else str(folder), list(photo_paths or []),
+                       purpose)
 
     def index_map(self, path: str, generation: int, force: bool = False) -> None:
         with self._lock:
@@ -251,6 +262,8 @@ class EngineWorker(QThread):
                 self.model_failed.emit(f"{payload[0]}: {reason}")
             elif kind == "read":
                 self.map_read_failed.emit(payload[0], reason, payload[1])
+            elif kind == "regions":
+                self.regions_failed.emit(payload[0], f"{payload[0]}: {reason}", payload[-1])
             elif kind in ("index", "reindex"):
                 self.index_failed.emit(payload[0], reason)
             elif kind == "photo":

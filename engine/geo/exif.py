@@ -231,3 +231,15 @@ def exif_from_image(image: Image.Image, stored_size: tuple[int, int] | None = No
 def read_exif(path: str | os.PathLike) -> PhotoExif:
     with Image.open(path) as image:
         return exif_from_image(image)
+
+
+def photo_gps_lonlat(path: str | os.PathLike) -> tuple[float, float] | None:
+    """The photo's EXIF GPS position (lon, lat) from its header alone; None when it has none or the file
+    is unreadable (a caller sorting photos into map regions carries on without it)."""
+    try:
+        exif = read_exif(path)
+    except (OSError, ValueError, SyntaxError):       # Pillow's errors for missing, truncated, non-image files
+        return None
+    if exif.lon is None or exif.lat is None:
+        return None
+    return exif.lon, exif.lat

@@ -26,7 +26,7 @@ from rasterio.windows import from_bounds
 
 from engine.geo.errors import RasterError
 from engine.geo.ground import local_tmerc
-from engine.geo.output_set import write_together
+from engine.geo.output_set import check_targets, write_together
 
 REGION_SPAN_KM = 500.0        # a transverse Mercator 250 km off its meridian is 0.08 % off true scale
 REGION_OVERLAP_KM = 5.0
@@ -147,6 +147,7 @@ def write_regions(path: str | os.PathLike, folder: str | os.PathLike | None = No
         raise RasterError(path, f"not a readable raster ({str(exc).splitlines()[0]})") from None
     with src:
         regions = plan_regions(source_lonlat_bounds(path, src), span_km)
+        check_targets(region_paths(path, folder, regions))     # before GDAL stages anything in the folder
         source_hash = file_content_hash(path)
         name = os.path.relpath(path, folder)
         contents = {target: _region_vrt_bytes(src, region, folder, source_hash, name)

@@ -8,6 +8,7 @@
 """
 from engine.data.geometry import lonlat_to_map, map_to_lonlat
 from engine.geo.errors import GeoInputError, MapTooLarge, RasterError
+from engine.geo.exif import photo_gps_lonlat
 from engine.geo.photo import PHOTO_SUFFIXES, PhotoError, find_photos
 from engine.geo.plan import IndexRefused
 from engine.geo.priors import PriorOverrides, Priors, PriorSettings
@@ -39,7 +40,7 @@ __all__ = [
     "GeoGrid", "GeoImage", "GeoInputError", "IndexRefused", "LocalizationResult", "Localizer", "LocalizerConfig",
     "MANUAL", "MapRaster", "MapRegion", "MapTooLarge", "PHOTO_SUFFIXES", "PhotoError", "PoseEstimate", "Position",
     "PriorOverrides", "PriorSettings", "Priors", "ProgressCallback", "RankedPosition", "RasterError", "EngineJobs",
-    "MapInfo", "Session", "SessionError", "find_photos", "lonlat_to_map", "map_to_lonlat", "plan_regions",
-    "read_map_info", "read_project", "write_regions", "write_results_csv", "write_results_geojson",
+    "MapInfo", "Session", "SessionError", "find_photos", "lonlat_to_map", "map_to_lonlat", "photo_gps_lonlat",
+    "plan_regions", "read_map_info", "read_project", "write_regions", "write_results_csv", "write_results_geojson",
     "write_results_html", "write_results_json"
 ]

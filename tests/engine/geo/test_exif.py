@@ -33,3 +33,18 @@ def test_photo_without_exif_reads_as_empty(tmp_path):
     Image.new("RGB", (8, 8)).save(path)
     meta = read_exif(path)
     assert not meta.has_position and meta.heading_deg is None and meta.fov_deg is None
+
+
+def test_the_gps_position_is_read_from_the_header_alone(tmp_path):
+    from engine.geo.exif import photo_gps_lonlat
+
+    pixels = np.zeros((30, 40, 3), np.uint8)
+    write_jpeg(tmp_path / "gps.jpg", pixels, build_exif(lon=-3.25, lat=51.5, heading_deg=10.0, fov_deg=60.0,
+                                                          taken=datetime(2026, 1, 2, 3, 4)))
+    write_jpeg(tmp_path / "plain.jpg", pixels)
+    (tmp_path / "notes.jpg").write_text("not a photo")
+    lon, lat = photo_gps_lonlat(tmp_path / "gps.jpg")
+    assert (lon, lat) == (pytest.approx(-3.25, abs=1e-6), pytest.approx(51.5, abs=1e-6))
+    assert photo_gps_lonlat(tmp_path / "plain.jpg") is None
+    assert photo_gps_lonlat(tmp_path / "notes.jpg") is None
+    assert photo_gps_lonlat(tmp_path / "missing.jpg") is None

@@ -11,6 +11,7 @@ from pathlib import Path
 from PySide6.QtCore import QObject, Signal
 
 from app.engine_process import IndexSummary
+from app.error_text import naming_the_file
 from app.images import ImageLoader
 from app.regions import RegionOffer, photo_lonlats, photos_in
 from app.workers import EngineWorker, run_in_thread
@@ -200,7 +201,7 @@ class SessionController(QObject):
     def _on_map_read_failed(self, path: str, reason: str, purpose) -> None:
         self._reading = max(0, self._reading - 1)
         self.progress_finished.emit()
-        self.warning.emit("Not a usable map", reason if Path(path).name in reason else f"{path}: {reason}")
+        self.warning.emit("Not a usable map", naming_the_file(path, reason))
 
     # ------------------------------------------------------------ a map too large for one ground frame
     def _on_map_too_large(self, path: str, region_count: int, reason: str, purpose) -> None:

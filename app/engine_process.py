@@ -22,7 +22,7 @@ import time
 import traceback
 from dataclasses import dataclass, field
 
-from app.error_text import one_line
+from app.error_text import naming_the_file, one_line
 from app.training_process import yield_cpu_to_gui
 from engine.pipeline import (
     FAILED,
@@ -124,9 +124,7 @@ class EngineServer:
         try:
             written = write_regions(path, folder)
         except Exception as exc:
-            reason = one_line(exc)
-            self.send(("regions_failed", path, reason if os.path.basename(path) in reason else f"{path}: {reason}",
-                       purpose))
+            self.send(("regions_failed", path, naming_the_file(path, one_line(exc)), purpose))
             return
         lonlats = [point for photo in photo_paths if (point := photo_gps_lonlat(photo)) is not None]
         self.send(("regions_written", path, [(region, str(vrt)) for region, vrt in written], lonlats, purpose))

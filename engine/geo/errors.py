@@ -26,3 +26,16 @@ class MapTooLarge(RasterError):
 
     def __reduce__(self):       # crosses process boundaries (the app's engine process) whole
         return (type(self), (self.path, self.problem, self.region_count))
+
+
+def cause_line(exc: BaseException) -> str:
+    """The first line of the most telling message: rasterio wraps GDAL's cause ("TIFFReadEncodedTile() failed",
+    "LZW decode error") in "Read failed. See previous exception for details.", so the chain is searched."""
+    chain: list[str] = []
+    seen: BaseException | None = exc
+    while seen is not None and len(chain) < 8:
+        text = str(seen).strip()
+        if text and "see previous exception" not in text.lower():
+            chain.append(text.splitlines()[0])
+        seen = seen.__cause__ or seen.__context__
+    return chain[0] if chain else exc.__class__.__name__

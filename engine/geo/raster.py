@@ -17,13 +17,14 @@ import rasterio
 from affine import Affine
 from pyproj import CRS
 from pyproj.exceptions import CRSError
-from rasterio.enums import ColorInterp, Resampling
+from rasterio.enums import Resampling
 from rasterio.vrt import WarpedVRT
 from rasterio.warp import calculate_default_transform
 from rasterio.windows import Window, from_bounds
 
 from engine.data.geometry import TileFrame, map_to_lonlat
-from engine.geo.errors import MapTooLarge, RasterError
+from engine.geo.bands import alpha_band
+from engine.geo.errors import MapTooLarge, RasterError, cause_line
 from engine.geo.ground import MAX_DISTORTION, body_problem, choose_ground_frame, ground_resolution_m
 from engine.geo.regions import REGION_SPAN_KM, region_count
 
@@ -67,7 +68,7 @@ class MapRaster:
         try:
             self._src = rasterio.open(self.path)
         except rasterio.RasterioIOError as exc:
-            raise RasterError(self.path, f"not a readable raster ({_first_line(exc)})") from None
+            raise RasterError(self.path, f"not a readable raster ({cause_line(exc)})") from None
         try:
             self._dataset = self._validate_and_warp(self._src)
         except Exception:
@@ -77,7 +78,7 @@ class MapRaster:
 
     # ------------------------------------------------------------ opening
     def _validate_and_warp(self, src):
-        data_bands = src.count - (src.colorinterp[-1] == ColorInterp.alpha and src.count in (2, 4, 5))
+        data_bands = src.count - (alpha_band(src) is not None)
         if data_bands not in SUPPORTED_BAND_COUNTS:
             raise RasterError(self.path, f"unsupported band layout: {src.count} bands "
                                          "(expected 1 grey, 3 RGB or 4 RGB+NIR, each optionally + alpha)")
@@ -168,11 +169,7 @@ class MapRaster:
 
     # ------------------------------------------------------------ reading
     def _alpha_band(self) -> int | None:
-        """The last band when it is alpha (RGBA, grey + alpha, and the alpha a region's warp adds)."""
-        count = self._src.count
-        if count in (2, 4, 5) and self._src.colorinterp[-1] == ColorInterp.alpha:
-            return count
-        return None
+        return alpha_band(self._src)        # RGBA, grey + alpha, and the alpha a region's warp adds
 
     def _stretch_limits(self) -> np.ndarray:
         """Per-band (low, high) for >8-bit data, from a decimated read (uses overviews when present)."""
@@ -228,7 +225,7 @@ class MapRaster:
                                            resampling=Resampling.nearest)
                     part_valid &= a > 0
             except rasterio.RasterioIOError as exc:
-                raise RasterError(self.path, f"corrupt raster data ({_first_line(exc)})") from None
+                raise RasterError(self.path, f"corrupt raster data ({cause_line(exc)})") from None
             data[:, y0:y1, x0:x1] = part
             valid[y0:y1, x0:x1] = part_valid
         rgb = self._to_rgb8(data)
@@ -279,7 +276,7 @@ def _sample_lonlat(path, src, source_crs, extras, n: int = 7) -> tuple[np.ndarra
             transform, _, _ = calculate_default_transform(source_crs, "EPSG:4326", src.width, src.height, **kind)
             lons, lats = _apply(transform, cols, rows)
     except (CRSError, ValueError, RuntimeError, rasterio.errors.RasterioError) as exc:
-        raise RasterError(path, f"its georeferencing cannot be converted to lon/lat ({_first_line(exc)})") from None
+        raise RasterError(path, f"its georeferencing cannot be converted to lon/lat ({cause_line(exc)})") from None
     lons, lats = np.asarray(lons, float), np.asarray(lats, float)
     if not (np.isfinite(lons).all() and np.isfinite(lats).all()) or np.abs(lats).max() > 90.0 + 1e-6:
         raise RasterError(path, "its georeferencing puts it off the Earth (coordinates outside lon/lat range)")
@@ -313,15 +310,3 @@ def _clip_window(window: Window, out_size: tuple[int, int], width: int, height: 
     c1 = min(window.col_off + x1 / sx, float(width))
     r1 = min(window.row_off + y1 / sy, float(height))
     return Window(c0, r0, c1 - c0, r1 - r0), (x0, y0, x1, y1)
-
-
-def _first_line(exc: Exception) -> str:
-    """The first line of the most telling message: rasterio wraps GDAL's cause ("TIFFReadEncodedTile() failed",
-    "LZW decode error") in "Read failed. See previous exception for details.", so the chain is searched."""
-    chain, seen = [], exc
-    while seen is not None and len(chain) < 8:
-        text = str(seen).strip()
-        if text and "see previous exception" not in text.lower():
-            chain.append(text.splitlines()[0])
-        seen = seen.__cause__ or seen.__context__
-    return chain[0] if chain else exc.__class__.__name__

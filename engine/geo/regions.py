@@ -19,12 +19,13 @@ import numpy as np
 import rasterio
 from pyproj import CRS
 from rasterio import shutil as rio_shutil
-from rasterio.enums import ColorInterp, Resampling
+from rasterio.enums import Resampling
 from rasterio.vrt import WarpedVRT
 from rasterio.warp import calculate_default_transform, transform_bounds
 from rasterio.windows import from_bounds
 
-from engine.geo.errors import RasterError
+from engine.geo.bands import alpha_band
+from engine.geo.errors import RasterError, cause_line
 from engine.geo.ground import local_tmerc
 from engine.geo.output_set import check_targets, write_together
 
@@ -93,9 +94,8 @@ def source_lonlat_bounds(path: Path, src) -> tuple[float, float, float, float]:
 
 def _alpha_arguments(src) -> dict:
     """The warp's alpha: the source's own alpha band carried through, else one added for outside the map."""
-    if src.colorinterp[-1] == ColorInterp.alpha:
-        return {"src_alpha": src.count, "dst_alpha": src.count}
-    return {"add_alpha": True}
+    band = alpha_band(src)
+    return {"src_alpha": band, "dst_alpha": band} if band is not None else {"add_alpha": True}
 
 
 def _region_vrt_bytes(src, region: MapRegion, folder: Path, source_hash: str, source_name: str) -> bytes:
@@ -144,7 +144,7 @@ def write_regions(path: str | os.PathLike, folder: str | os.PathLike | None = No
     try:
         src = rasterio.open(path)
     except rasterio.RasterioIOError as exc:
-        raise RasterError(path, f"not a readable raster ({str(exc).splitlines()[0]})") from None
+        raise RasterError(path, f"not a readable raster ({cause_line(exc)})") from None
     with src:
         regions = plan_regions(source_lonlat_bounds(path, src), span_km)
         check_targets(region_paths(path, folder, regions))     # before GDAL stages anything in the folder

@@ -107,6 +107,7 @@ def test_cancel_at_the_question_changes_nothing_and_writes_nothing(qtbot, make_w
     photos = [str(p) for p in scene_photos(scene)[:2]]
     window.add_photos(photos[:1])
     wait_for_all_results(qtbot, window, 1)          # so nothing else is still reporting when we look
+    qtbot.waitUntil(lambda: window.message_label.text() == "1 photos localised", timeout=ANSWER_MS)  # the idle report
     before = (window.session.map, window.session.generation, [r.path for r in window.session.photos])
     source = continent(tmp_path / "europe.tif")
 

@@ -25,10 +25,21 @@ class BevGrid:
     """Size and resolution of the bird's-eye view and its depth bins."""
 
     cell_m: float = 1.0
-    size_cells: int = 64                # template side; the camera sits at its centre
-    depth_bins: int = 32
+    size_cells: int = 96                # template side; the camera sits at its centre
+    depth_bins: int = 36
     depth_min_m: float = 1.5
-    depth_max_m: float = 32.0
+    #: 48 m reach: open fields leave the hedges and tree lines that place a photo beyond 32 m. 36 bins keep the
+    #: log step of the earlier 32 bins over 1.5-32 m, so a model trained on those widens bin for bin.
+    depth_max_m: float = 47.5
+
+    @classmethod
+    def reaching(cls, size_cells: int, cell_m: float = 1.0) -> BevGrid:
+        """A grid of `size_cells` whose depth bins keep the log step of 32 bins over 1.5-32 m and reach as far
+        as the template does (64 cells: those 32 bins; 96 cells: 36 bins to 47.5 m)."""
+        step = math.log(32.0 / 1.5) / 31
+        bins = 1 + math.floor(math.log(size_cells * cell_m / 2.0 / 1.5) / step + 1e-9)
+        return cls(cell_m=cell_m, size_cells=size_cells, depth_bins=bins,
+                   depth_max_m=round(1.5 * math.exp(step * (bins - 1)), 1))
 
     @property
     def radius_m(self) -> float:

@@ -32,7 +32,7 @@ class PoseDataSpec:
     first_seed: int = TRAIN_FIRST_SEED
     photos_per_world: int = 40
     size_m: float = 288.0
-    #: cameras stay this far inside the world so training crops (96 m) fit around them
+    #: cameras stay this far inside the world so training crops (half the 96 m BEV + 16 m of search) fit
     border_margin_m: float = 66.0
     resolutions_m: tuple[float, ...] = (0.4, 0.5, 0.6)
     photo_sizes: tuple[tuple[int, int], ...] = ((384, 256), (320, 240))

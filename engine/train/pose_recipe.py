@@ -2,6 +2,7 @@
 
     python -m engine.train.pose_recipe --worlds 320 --minutes 80 --out out/pose-run
     python -m engine.train.pose_recipe --init out/pose-run/posenet.safetensors --first-chunk 4 ...  # warm start
+    python -m engine.train.pose_recipe --bev-cells 64 ...      # a shorter BEV (32 m reach instead of 48 m)
 
 Worlds are generated in chunks of 80 (one safetensors file each, reused when present); validation worlds
 (seeds from 19000) are held out and evaluated every few hundred steps. Training starts once the first chunk
@@ -19,9 +20,11 @@ from pathlib import Path
 
 import torch
 
-from engine.model.pose_net import PoseNet
+from engine.model.pose_geometry import BevGrid
+from engine.model.pose_net import PoseConfig, PoseNet
 from engine.train.pose_data import TRAIN_FIRST_SEED, PoseDataSpec, load_worlds, make_worlds, save_worlds
 from engine.train.pose_trainer import PoseTrainSpec, train_pose
+from engine.train.pose_warm_start import warm_started
 
 log = logging.getLogger(__name__)
 CHUNK = 80
@@ -96,7 +99,10 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--first-chunk", type=int, default=0,
                         help=f"first chunk of {CHUNK} worlds (seeds {TRAIN_FIRST_SEED} + {CHUNK} x chunk on)")
     parser.add_argument("--init", type=Path, default=None,
-                        help="warm start: continue training the heads of this PoseNet checkpoint")
+                        help="warm start: continue training the heads of this PoseNet checkpoint (carried onto "
+                             "this recipe's BEV grid when it was trained on another)")
+    parser.add_argument("--bev-cells", type=int, default=BevGrid().size_cells,
+                        help="BEV template side in 1 m cells (its reach is half that; the shipped grid by default)")
     parser.add_argument("--minutes", type=float, default=80.0,
                         help="wall-clock budget from the first chunk on disk (later chunks generate meanwhile)")
     parser.add_argument("--batch", type=int, default=16)
@@ -115,7 +121,8 @@ def main(argv: list[str] | None = None) -> int:
         save_worlds(make_worlds(PoseDataSpec(worlds=8, first_seed=VALIDATION_FIRST_SEED, photos_per_world=32),
                                 processes=args.processes), validation)
     feed = ChunkFeed(args.data, args.worlds, args.processes, args.first_chunk)
-    model = PoseNet.load(args.init) if args.init else PoseNet()
+    grid = BevGrid.reaching(args.bev_cells)
+    model = warm_started(args.init, grid) if args.init else PoseNet(PoseConfig(grid=grid))
     earlier = [*model.metadata.get("training", {}).get("earlier", []),
                _training_brief(model.metadata.get("training", {}))] if args.init else []
     model.metadata = {}      # the old calibration and benchmark describe the old weights

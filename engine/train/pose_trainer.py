@@ -1,7 +1,7 @@
 """Training PoseNet on cached synthetic worlds: negative log-likelihood of the true pose in the score volume.
 
 Every training pair supervises every hypothesis at once (a softmax over K headings x all placements of a
-96 m map crop), so a few thousand steps of the small heads learn on a 2-core CPU.
+map crop, the camera within +-16 m), so a few thousand steps of the small heads learn on a 2-core CPU.
 """
 from __future__ import annotations
 
@@ -28,7 +28,8 @@ class PoseTrainSpec:
     lr: float = 2e-3
     weight_decay: float = 1e-4
     warmup_steps: int = 100
-    crop_cells: int = 96
+    #: placements per axis - 1: the map crop is the BEV template plus this (the camera within +-16 m)
+    search_cells: int = 32
     train_headings: int = 32
     eval_headings: int = 64
     seed: int = 0
@@ -74,6 +75,10 @@ def volume_errors(volume: torch.Tensor, label_ab: torch.Tensor, heading_deg: tor
     return position.numpy(), heading.abs().numpy()
 
 
+def crop_cells(model: PoseNet, spec: PoseTrainSpec) -> int:
+    return model.config.grid.size_cells + spec.search_cells
+
+
 def evaluate_crops(model: PoseNet, worlds: list[PoseWorld], spec: PoseTrainSpec, samples: int, seed: int
                    ) -> dict[str, float]:
     """Arg-max errors on random crops of held-out worlds (no prior: the whole +-16 m crop is searched)."""
@@ -83,7 +88,7 @@ def evaluate_crops(model: PoseNet, worlds: list[PoseWorld], spec: PoseTrainSpec,
     errors, heading_errors = [], []
     with torch.inference_mode():
         for start in range(0, samples, spec.batch):
-            batch = sample_crops(worlds, min(spec.batch, samples - start), rng, spec.crop_cells,
+            batch = sample_crops(worlds, min(spec.batch, samples - start), rng, crop_cells(model, spec),
                                  model.config.grid.size_cells)
             pos, head = volume_errors(forward_batch(model, batch, headings), batch["label_ab"], batch["heading"])
             errors.append(pos)
@@ -127,7 +132,7 @@ def train_pose(model: PoseNet, worlds: list[PoseWorld], spec: PoseTrainSpec,
     for step in range(spec.steps):
         if budget_s is not None and time.perf_counter() - start >= budget_s:
             break
-        batch = sample_crops(worlds, spec.batch, rng, spec.crop_cells, model.config.grid.size_cells)
+        batch = sample_crops(worlds, spec.batch, rng, crop_cells(model, spec), model.config.grid.size_cells)
         headings = truth_aligned_headings(batch["heading"], spec.train_headings)
         loss = pose_nll(forward_batch(model, batch, headings), batch["label_ab"])
         if not torch.isfinite(loss):

@@ -38,7 +38,7 @@ def test_frozen_trunks_are_imagenet_features_in_train_and_eval_mode(model):
 
 def _batch(rng, n=3):
     f8, f16 = torch.randn(n, 40, 24, 36), torch.randn(n, 112, 12, 18)
-    f2, f4 = torch.randn(n, 16, 80, 80), torch.randn(n, 24, 40, 40)
+    f2, f4 = torch.randn(n, 16, 112, 112), torch.randn(n, 24, 56, 56)     # 96-cell BEV: 17 x 17
     return {"f8": f8, "f16": f16, "f2": f2, "f4": f4, "fov": torch.tensor([45.0, 80.0, 110.0][:n]),
             "wh": torch.tensor([[384.0, 256.0]] * n)}
 
@@ -79,7 +79,7 @@ def test_a_few_training_steps_lower_the_pose_nll_on_held_crops():
     world = make_world(spec, 0, model)
     assert world.ground_f8.shape == (12, 40, 24, 36) and world.map_f2.shape[-1] == 200
     rng = np.random.default_rng(5)
-    held = sample_crops([world], 12, rng, 96, model.config.grid.size_cells)
+    held = sample_crops([world], 12, rng, model.config.grid.size_cells + 32, model.config.grid.size_cells)
     headings = truth_aligned_headings(held["heading"], 32)
 
     def nll() -> float:

@@ -48,8 +48,8 @@ def test_the_recipe_trains_and_saves_a_loadable_model_from_cached_chunks(tmp_pat
 
     data, out = tmp_path / "data", tmp_path / "run"
     data.mkdir()
-    save_worlds([_world(1, photos=4, map_cells=112, photo_hw=(24, 36))], chunk_paths(data, 1)[0])
-    save_worlds([_world(2, photos=4, map_cells=112, photo_hw=(24, 36))], data / "val.safetensors")
+    save_worlds([_world(1, photos=4, map_cells=144, photo_hw=(24, 36))], chunk_paths(data, 1)[0])
+    save_worlds([_world(2, photos=4, map_cells=144, photo_hw=(24, 36))], data / "val.safetensors")
     assert main(["--worlds", "1", "--minutes", "0.05", "--batch", "2", "--eval-samples", "2",
                  "--data", str(data), "--out", str(out)]) == 0
     model = PoseNet.load(out / "posenet.safetensors")
@@ -64,24 +64,26 @@ def test_later_chunks_hold_later_seeds():
                                                                                "train-5.safetensors"]
 
 
-def test_a_warm_start_continues_a_checkpoint_and_keeps_its_history(tmp_path):
+def test_a_warm_start_continues_a_checkpoint_on_a_longer_bev_and_keeps_its_history(tmp_path):
     from engine.model.pose_net import PoseNet
     from engine.train.pose_recipe import main
 
     data, first, second = tmp_path / "data", tmp_path / "first", tmp_path / "second"
     data.mkdir()
-    save_worlds([_world(1, photos=4, map_cells=112, photo_hw=(24, 36))], chunk_paths(data, 1)[0])
-    save_worlds([_world(3, photos=4, map_cells=112, photo_hw=(24, 36))], chunk_paths(data, 1, first_chunk=1)[0])
-    save_worlds([_world(2, photos=4, map_cells=112, photo_hw=(24, 36))], data / "val.safetensors")
+    save_worlds([_world(1, photos=4, map_cells=144, photo_hw=(24, 36))], chunk_paths(data, 1)[0])
+    save_worlds([_world(3, photos=4, map_cells=144, photo_hw=(24, 36))], chunk_paths(data, 1, first_chunk=1)[0])
+    save_worlds([_world(2, photos=4, map_cells=144, photo_hw=(24, 36))], data / "val.safetensors")
     common = ["--worlds", "1", "--minutes", "0.03", "--batch", "2", "--eval-samples", "2", "--data", str(data)]
-    assert main([*common, "--out", str(first)]) == 0
+    assert main([*common, "--out", str(first), "--bev-cells", "64"]) == 0
     start = PoseNet.load(first / "posenet.safetensors")
+    assert start.config.grid.size_cells == 64
     with torch.no_grad():
         start.depth_prior_scale.fill_(7.0)       # a mark no fresh model carries
     start.save(first / "marked.safetensors")
     assert main([*common, "--out", str(second), "--first-chunk", "1", "--init",
                  str(first / "marked.safetensors")]) == 0
     continued = PoseNet.load(second / "posenet.safetensors")
+    assert continued.config.grid.size_cells == 96           # carried onto the recipe's default, longer BEV
     training = continued.metadata["training"]
     assert training["data"]["first_seed"] == 20_000 + CHUNK
     assert [run["steps"] for run in training["earlier"]] == [start.metadata["training"]["steps"]]

@@ -112,6 +112,11 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--data", type=Path, default=Path("out/pose-data"))
     parser.add_argument("--out", type=Path, default=Path("out/pose-run"))
     args = parser.parse_args(argv)
+    reach = args.bev_cells / 2 + PoseTrainSpec().search_cells / 2         # metres a training crop needs per side
+    if not 16 <= args.bev_cells or reach > PoseDataSpec().border_margin_m:
+        parser.error(f"--bev-cells {args.bev_cells}: training crops need {reach:.0f} m around each camera; the "
+                     f"worlds keep cameras {PoseDataSpec().border_margin_m:.0f} m inside (at most "
+                     f"{2 * (PoseDataSpec().border_margin_m - PoseTrainSpec().search_cells / 2):.0f} cells)")
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(message)s")
     torch.set_num_threads(max(1, torch.get_num_threads()))
     args.data.mkdir(parents=True, exist_ok=True)

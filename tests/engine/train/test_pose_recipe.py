@@ -89,3 +89,14 @@ def test_a_warm_start_continues_a_checkpoint_on_a_longer_bev_and_keeps_its_histo
     assert [run["steps"] for run in training["earlier"]] == [start.metadata["training"]["steps"]]
     assert 6.9 < float(continued.depth_prior_scale) < 7.1       # trained on from the checkpoint's weights
     assert "calibration" not in continued.metadata                # the old calibration is not carried over
+
+
+def test_a_bev_too_wide_for_the_cached_worlds_is_refused_before_any_work(tmp_path, capsys):
+    import pytest
+
+    from engine.train.pose_recipe import main
+
+    with pytest.raises(SystemExit) as stopped:
+        main(["--bev-cells", "128", "--data", str(tmp_path / "data"), "--out", str(tmp_path / "run")])
+    assert stopped.value.code == 2
+    assert "--bev-cells 128" in capsys.readouterr().err and not (tmp_path / "data").exists()
